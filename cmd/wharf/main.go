@@ -16,6 +16,8 @@ func main() {
 			runtime.Init() // never returns
 		case runtime.ShimArg:
 			os.Exit(runtime.ShimMain(os.Args[2:]))
+		case cleanupArg:
+			os.Exit(runCleanup(os.Args[2:]))
 		}
 	}
 	os.Exit(execute(os.Args[1:]))

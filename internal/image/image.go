@@ -86,4 +86,20 @@ type API interface {
 	Delete(id digest.Digest) error
 	// OpenBlob opens a stored blob (layer tars for snapshot.Unpack).
 	OpenBlob(d digest.Digest) (io.ReadCloser, error)
+
+	// CreateImage is Create with a parent (commit, build): the parent's layers come first, the new
+	// layers are stacked on top, and Image.Parent is set.
+	CreateImage(o CreateOptions) (*Image, error)
+	// PutBlob stores a blob (e.g. a layer or config fetched by pull), verified against expected
+	// when that is set. Blobs that no image uses are garbage-collected when the store is opened.
+	PutBlob(r io.Reader, expected digest.Digest) (digest.Digest, int64, error)
+	// HasBlob reports whether a blob is stored (pull can skip it).
+	HasBlob(d digest.Digest) bool
+	// PutImage records an image (pull) from its config and already stored layer blobs, checking
+	// every layer's DiffID; refs (tags and name@digest) move to it.
+	PutImage(rawConfig []byte, layers []Layer, refs []string) (*Image, error)
+	// AddRepoDigest adds a name@digest reference (RepoDigests) to an image, e.g. after push.
+	AddRepoDigest(id digest.Digest, canonical string) error
+	// Manifest returns the OCI manifest Save writes for img (push can send it) and its descriptor.
+	Manifest(img *Image) ([]byte, ocispec.Descriptor, error)
 }

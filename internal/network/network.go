@@ -28,7 +28,7 @@ type AttachRequest struct {
 // Attachment is a container's network as set up.
 type Attachment struct {
 	Network   string
-	NetNSPath string // "" for "none" → runtime makes an empty one; "host" → host's
+	NetNSPath string // bind-mounted netns the runtime joins by path; "host" → the host's (for "none": a netns with only lo)
 	IP        net.IP
 	PrefixLen int
 	Gateway   net.IP

@@ -1,0 +1,31 @@
+# Wharf: one static binary (cgo for libcontainer's nsenter), version stamped.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+BUILDTIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -X main.buildTime=$(BUILDTIME) \
+             -linkmode external -extldflags "-static"
+TAGS      := netgo osusergo
+# Tests that need the e2e daemon read this.
+export WHARF_BIN := $(CURDIR)/bin/wharf
+
+.PHONY: build test test-short bench images clean
+
+build:
+	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/wharf ./cmd/wharf
+
+# The whole suite: unit tests, then e2e tests against a daemon the tests start (needs root).
+test: build
+	$(GO) test -count=1 -timeout 40m -p 1 ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+bench: build
+	bash bench/run.sh
+
+images:
+	bash scripts/base-images.sh
+
+clean:
+	rm -rf bin

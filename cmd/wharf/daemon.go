@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wharfhq/wharf/internal/api/docker"
+	"github.com/wharfhq/wharf/internal/engine"
+)
+
+// daemonOptions are `wharf daemon`'s flags, named as dockerd's where dockerd has them.
+type daemonOptions struct {
+	dataRoot string
+	execRoot string
+	hosts    []string
+	debug    bool
+	bridge   string
+	subnet   string
+	// Kubernetes API
+	kubePort          int
+	noKube            bool
+	datastoreEndpoint string
+}
+
+func newDaemonCommand() *cobra.Command {
+	var o daemonOptions
+	cmd := &cobra.Command{
+		Use:           "daemon [OPTIONS]",
+		Short:         "Run the Wharf daemon: the container engine, the Docker API and the Kubernetes API",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: false,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDaemon(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.dataRoot, "data-root", "/var/lib/wharf", "Root directory of persistent Wharf state")
+	f.StringVar(&o.execRoot, "exec-root", "/run/wharf", "Root directory for execution state files")
+	f.StringSliceVarP(&o.hosts, "host", "H", []string{"unix:///run/wharf/wharf.sock"}, "Daemon socket(s) to connect to")
+	f.BoolVarP(&o.debug, "debug", "D", false, "Enable debug mode")
+	f.StringVar(&o.bridge, "bridge-name", "wharf0", "Name of the default bridge")
+	f.StringVar(&o.subnet, "bip-subnet", "", "Subnet of the default bridge (default: the first free one)")
+	f.IntVar(&o.kubePort, "kube-port", 6443, "Port of the Kubernetes API (HTTPS)")
+	f.BoolVar(&o.noKube, "no-kube", false, "Do not serve the Kubernetes API")
+	f.StringVar(&o.datastoreEndpoint, "datastore-endpoint", "", "etcd endpoint(s) for cluster state (default: embedded bbolt)")
+	return cmd
+}
+
+func runDaemon(ctx context.Context, o daemonOptions) error {
+	level := slog.LevelInfo
+	if o.debug {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("wharf daemon needs to be started with root privileges")
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	bin, _ = filepath.EvalSymlinks(bin)
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	e, err := engine.New(engine.Config{DataRoot: o.dataRoot, ExecRoot: o.execRoot, Binary: bin, Bridge: o.bridge, Subnet: o.subnet, Log: log})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	api := docker.New(e, version, log)
+	registerBuilder(api, e, log)
+	errc := make(chan error, len(o.hosts)+1)
+	for _, h := range o.hosts {
+		l, err := listen(h)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		log.Info("Docker API listening", "addr", h)
+		go func() { errc <- api.Serve(l) }()
+	}
+	if !o.noKube {
+		stopKube, err := startKube(ctx, o, e, log)
+		if err != nil {
+			return err
+		}
+		defer stopKube()
+	}
+	log.Info("Wharf daemon started", "version", version, "data-root", o.dataRoot)
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down; containers keep running")
+	case err := <-errc:
+		return err
+	}
+	api.Close()
+	return nil
+}
+
+// listen opens a daemon socket: unix sockets are root-only (0660, root:root), like dockerd's.
+func listen(host string) (net.Listener, error) {
+	proto, addr, ok := strings.Cut(host, "://")
+	if !ok {
+		proto, addr = "unix", host
+	}
+	switch proto {
+	case "unix":
+		if err := os.MkdirAll(filepath.Dir(addr), 0o755); err != nil {
+			return nil, err
+		}
+		if c, err := net.Dial("unix", addr); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another daemon is already listening on %s", addr)
+		}
+		os.Remove(addr)
+		l, err := net.Listen("unix", addr)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(addr, 0o660); err != nil {
+			l.Close()
+			return nil, err
+		}
+		os.Chown(addr, 0, 0)
+		return l, nil
+	case "tcp":
+		return net.Listen("tcp", addr)
+	}
+	return nil, fmt.Errorf("invalid host %q: unsupported protocol %q", host, proto)
+}

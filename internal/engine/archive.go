@@ -1,0 +1,141 @@
+package engine
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/wharfhq/wharf/internal/snapshot"
+)
+
+// PathStat describes a path in a container (docker cp's X-Docker-Container-Path-Stat).
+type PathStat struct {
+	Name       string
+	Size       int64
+	Mode       os.FileMode
+	Mtime      time.Time
+	LinkTarget string
+}
+
+// withRootfs runs fn with the container's rootfs mounted (mounting it temporarily if stopped).
+func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
+	img, err := e.Images.Resolve(c.ImageID)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	running := c.Running()
+	c.mu.Unlock()
+	rootfs, err := e.snaps.Prepare(c.ID, img.ChainIDs())
+	if err != nil {
+		return err
+	}
+	if !running {
+		defer func() {
+			c.mu.Lock()
+			if !c.Running() {
+				e.snaps.Unmount(c.ID)
+			}
+			c.mu.Unlock()
+		}()
+	}
+	return fn(rootfs)
+}
+
+// resolveInContainer maps a container path to a host path, following the container's mounts, never
+// leaving the root it lands in.
+func (e *Engine) resolveInContainer(c *Container, rootfs, p string) (string, error) {
+	p = filepath.Clean("/" + p)
+	base, rel := rootfs, p
+	best := ""
+	for _, m := range c.Mounts {
+		d := m.Destination
+		if (p == d || strings.HasPrefix(p, d+"/")) && len(d) > len(best) {
+			best, base, rel = d, m.Source, strings.TrimPrefix(p, d)
+		}
+	}
+	return securejoin.SecureJoin(base, rel)
+}
+
+// StatPath stats a path in a container.
+func (e *Engine) StatPath(ref, p string) (*PathStat, error) {
+	c, err := e.Container(ref)
+	if err != nil {
+		return nil, err
+	}
+	var st *PathStat
+	err = e.withRootfs(c, func(rootfs string) error {
+		hp, err := e.resolveInContainer(c, rootfs, p)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(hp)
+		if err != nil {
+			return NotFound("Could not find the file %s in container %s", p, ref)
+		}
+		st = &PathStat{Name: fi.Name(), Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
+		if fi.Mode()&os.ModeSymlink != 0 {
+			st.LinkTarget, _ = os.Readlink(hp)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// ArchivePath writes a tar of a container path to w (docker cp out).
+func (e *Engine) ArchivePath(ref, p string, w io.Writer) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	return e.withRootfs(c, func(rootfs string) error {
+		hp, err := e.resolveInContainer(c, rootfs, p)
+		if err != nil {
+			return err
+		}
+		if _, err := os.Lstat(hp); err != nil {
+			return NotFound("Could not find the file %s in container %s", p, ref)
+		}
+		name := filepath.Base(filepath.Clean("/" + p))
+		if name == "/" {
+			name = "."
+		}
+		return snapshot.ArchivePath(hp, w, name)
+	})
+}
+
+// ExtractToContainer unpacks a tar into a directory of a container (docker cp in), never writing
+// outside the container's root.
+func (e *Engine) ExtractToContainer(ref, p string, r io.Reader) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	ro := c.HostConfig.ReadonlyRootfs
+	c.mu.Unlock()
+	return e.withRootfs(c, func(rootfs string) error {
+		hp, err := e.resolveInContainer(c, rootfs, p)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Stat(hp)
+		if err != nil {
+			return NotFound("Could not find the file %s in container %s", p, ref)
+		}
+		if !fi.IsDir() {
+			return Invalid("extraction point is not a directory")
+		}
+		if ro && strings.HasPrefix(hp, rootfs) {
+			return Forbidden("container rootfs is marked read-only")
+		}
+		return snapshot.ExtractTar(r, hp, snapshot.ExtractOptions{})
+	})
+}
+
+// Forbidden builds a forbidden error.
+func Forbidden(format string, a ...any) error { return errorf(KindForbidden, format, a...) }

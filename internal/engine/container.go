@@ -1,0 +1,119 @@
+package engine
+
+import (
+	"sync"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/wharfhq/wharf/internal/runtime"
+)
+
+// The engine stores a container's configuration in the Engine API's own
+// types (container.Config and container.HostConfig): they are the de facto
+// schema of a container, which both front doors and the node agent fill in.
+// The engine never deals in HTTP or the Engine API's JSON streams.
+
+// State values, as Docker names them.
+const (
+	StateCreated    = "created"
+	StateRunning    = "running"
+	StatePaused     = "paused"
+	StateRestarting = "restarting"
+	StateExited     = "exited"
+	StateDead       = "dead"
+	StateRemoving   = "removing"
+)
+
+// ContainerState is the persisted state of a container.
+type ContainerState struct {
+	Status       string
+	Pid          int
+	ExitCode     int
+	Error        string
+	OOMKilled    bool
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	RestartCount int
+	// StoppedByUser records an explicit stop, which unless-stopped and always honour across restarts.
+	StoppedByUser  bool
+	HasBeenStarted bool
+}
+
+// NetworkState is the container's network while it runs.
+type NetworkState struct {
+	Network   string
+	NetNSPath string
+	IP        string
+	PrefixLen int
+	Gateway   string
+	MAC       string
+	Ports     network.PortMap
+}
+
+// Container is the engine's record of one container.
+type Container struct {
+	ID         string
+	Name       string // with the leading "/"
+	Created    time.Time
+	ImageRef   string // as the user gave it (Config.Image)
+	ImageID    string
+	Path       string
+	Args       []string
+	Config     *container.Config
+	HostConfig *container.HostConfig
+	State      ContainerState
+	Net        *NetworkState `json:",omitempty"`
+	Mounts     []container.MountPoint
+
+	// Paths inside the container's directories.
+	Dir          string
+	LogPath      string
+	HostsPath    string
+	HostnamePath string
+	ResolvPath   string
+
+	mu       sync.Mutex       `json:"-"`
+	task     runtime.Task     `json:"-"`
+	exited   chan struct{}    `json:"-"` // closed when the current run's main process has exited
+	removed  chan struct{}    `json:"-"` // closed when the container is removed
+	waitNext []chan int       `json:"-"`
+	execs    map[string]*Exec `json:"-"`
+	stopping bool             `json:"-"`
+}
+
+// ShortID is the 12-hex form Docker prints.
+func (c *Container) ShortID() string { return c.ID[:12] }
+
+// Running reports whether the main process runs (including paused).
+func (c *Container) Running() bool {
+	return c.State.Status == StateRunning || c.State.Status == StatePaused
+}
+
+// Snapshot returns a copy of the record that is safe to read without the lock.
+func (c *Container) Snapshot() Container {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cp := Container{
+		ID: c.ID, Name: c.Name, Created: c.Created, ImageRef: c.ImageRef, ImageID: c.ImageID,
+		Path: c.Path, Args: c.Args, Config: c.Config, HostConfig: c.HostConfig, State: c.State,
+		Mounts: c.Mounts, Dir: c.Dir, LogPath: c.LogPath, HostsPath: c.HostsPath,
+		HostnamePath: c.HostnamePath, ResolvPath: c.ResolvPath,
+	}
+	if c.Net != nil {
+		n := *c.Net
+		cp.Net = &n
+	}
+	return cp
+}
+
+// ExecIDs lists the container's exec sessions.
+func (c *Container) ExecIDs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var ids []string
+	for id := range c.execs {
+		ids = append(ids, id)
+	}
+	return ids
+}

@@ -1,0 +1,600 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+
+	wnet "github.com/wharfhq/wharf/internal/network"
+	"github.com/wharfhq/wharf/internal/runtime"
+)
+
+// Start starts a created or stopped container. Starting a running container is NotModified.
+func (e *Engine) Start(ctx context.Context, ref string) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.State.Status == StateRemoving {
+		return Conflict("container is marked for removal and cannot be started")
+	}
+	if c.Running() {
+		return NotModified("container already started")
+	}
+	return e.startLocked(ctx, c)
+}
+
+// startLocked starts c; c.mu is held.
+func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
+	img, ierr := e.Images.Resolve(c.ImageID)
+	if ierr != nil {
+		return NotFound("No such image: %s", c.ImageRef)
+	}
+	if err := e.unpackImage(img); err != nil {
+		return err
+	}
+	rootfs, err := e.snaps.Prepare(c.ID, img.ChainIDs())
+	if err != nil {
+		return fmt.Errorf("mount rootfs: %w", err)
+	}
+	var att *wnet.Attachment
+	defer func() {
+		if err != nil {
+			if att != nil {
+				e.net.Detach(c.ID)
+			}
+			e.snaps.Unmount(c.ID)
+		}
+	}()
+	req := wnet.AttachRequest{ContainerID: c.ID, Network: string(c.HostConfig.NetworkMode)}
+	req.Ports, err = portBindings(c.HostConfig.PortBindings)
+	if err != nil {
+		return err
+	}
+	att, err = e.net.Attach(req)
+	if err != nil {
+		return err
+	}
+	if err := e.writeEtcFiles(c, att); err != nil {
+		return err
+	}
+	spec := runtime.Spec{
+		ID: c.ID, Rootfs: rootfs, Args: append([]string{c.Path}, c.Args...), Env: c.Config.Env,
+		Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
+		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin, ReadonlyRootfs: c.HostConfig.ReadonlyRootfs,
+		Memory: c.HostConfig.Memory, NanoCPUs: c.HostConfig.NanoCPUs, CPUShares: c.HostConfig.CPUShares,
+		NetNS: att.NetNSPath, CapAdd: c.HostConfig.CapAdd, CapDrop: c.HostConfig.CapDrop,
+		Privileged: c.HostConfig.Privileged, LogPath: c.LogPath,
+	}
+	if c.HostConfig.PidsLimit != nil {
+		spec.PidsLimit = *c.HostConfig.PidsLimit
+	}
+	if spec.Cwd == "" {
+		spec.Cwd = "/"
+	}
+	for _, m := range c.Mounts {
+		rm := runtime.Mount{Source: m.Source, Destination: m.Destination, Type: "bind", ReadOnly: !m.RW}
+		if m.Type == mount.TypeTmpfs {
+			rm.Type, rm.Source = "tmpfs", "tmpfs"
+		}
+		spec.Mounts = append(spec.Mounts, rm)
+	}
+	for dst, opts := range c.HostConfig.Tmpfs {
+		var o []string
+		if opts != "" {
+			o = strings.Split(opts, ",")
+		}
+		spec.Mounts = append(spec.Mounts, runtime.Mount{Source: "tmpfs", Destination: dst, Type: "tmpfs", Options: o})
+	}
+	spec.Mounts = append(spec.Mounts,
+		runtime.Mount{Source: c.ResolvPath, Destination: "/etc/resolv.conf", Type: "bind"},
+		runtime.Mount{Source: c.HostnamePath, Destination: "/etc/hostname", Type: "bind"},
+		runtime.Mount{Source: c.HostsPath, Destination: "/etc/hosts", Type: "bind"},
+	)
+	task, err := e.rt.Start(ctx, spec)
+	if err != nil {
+		var se *runtime.StartError
+		if errors.As(err, &se) {
+			c.State.ExitCode = se.Code
+			c.State.Error = se.Msg
+			e.saveContainerLocked(c)
+			return &Error{Kind: KindInternal, Msg: fmt.Sprintf("failed to create task for container: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: %s: unknown", se.Msg), ExitCode: se.Code}
+		}
+		return err
+	}
+	c.task = task
+	c.Net = &NetworkState{Network: att.Network, NetNSPath: att.NetNSPath, PrefixLen: att.PrefixLen, MAC: att.MAC, Ports: network.PortMap{}}
+	if att.IP != nil {
+		c.Net.IP = att.IP.String()
+	}
+	if att.Gateway != nil {
+		c.Net.Gateway = att.Gateway.String()
+	}
+	for _, p := range att.Ports {
+		port, _ := network.PortFrom(p.ContainerPort, network.IPProtocol(p.Proto))
+		hip := p.HostIP
+		if hip == "" {
+			hip = "0.0.0.0"
+		}
+		addr, _ := netip.ParseAddr(hip)
+		c.Net.Ports[port] = append(c.Net.Ports[port], network.PortBinding{HostIP: addr, HostPort: strconv.Itoa(int(p.HostPort))})
+	}
+	c.State.Status = StateRunning
+	c.State.Pid = task.Pid()
+	c.State.ExitCode = 0
+	c.State.Error = ""
+	c.State.OOMKilled = false
+	c.State.StartedAt = time.Now().UTC()
+	c.State.StoppedByUser = false
+	c.State.HasBeenStarted = true
+	c.exited = make(chan struct{})
+	c.stopping = false
+	e.saveContainerLocked(c)
+	e.containerEvent(c, "start", nil)
+	e.wg.Add(1)
+	go e.monitor(c, task)
+	return nil
+}
+
+func (e *Engine) saveContainerLocked(c *Container) {
+	c.mu.Unlock()
+	if err := e.saveContainer(c); err != nil {
+		e.log.Error("save container", "id", c.ShortID(), "err", err)
+	}
+	c.mu.Lock()
+}
+
+func portBindings(pm network.PortMap) ([]wnet.PortBinding, error) {
+	var out []wnet.PortBinding
+	for port, binds := range pm {
+		for _, b := range binds {
+			pb := wnet.PortBinding{ContainerPort: port.Num(), Proto: string(port.Proto())}
+			if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
+				pb.HostIP = b.HostIP.String()
+			}
+			if b.HostPort != "" {
+				hp := b.HostPort
+				if i := strings.IndexByte(hp, '-'); i > 0 { // a range: take its start; the CLI expands ranges
+					hp = hp[:i]
+				}
+				n, err := strconv.ParseUint(hp, 10, 16)
+				if err != nil {
+					return nil, Invalid("invalid port specification: %q", b.HostPort)
+				}
+				pb.HostPort = uint16(n)
+			}
+			out = append(out, pb)
+		}
+	}
+	return out, nil
+}
+
+// monitor waits for the main process of one run and applies what follows its exit.
+func (e *Engine) monitor(c *Container, task runtime.Task) {
+	defer e.wg.Done()
+	st, err := task.Wait(e.ctx)
+	if e.ctx.Err() != nil {
+		return // daemon shutting down: the container keeps running, the next daemon reattaches
+	}
+	if err != nil {
+		e.log.Warn("wait for container", "id", c.ShortID(), "err", err)
+		st.Code = 255
+		st.ExitedAt = time.Now()
+	}
+	c.mu.Lock()
+	if c.task != task {
+		c.mu.Unlock()
+		return
+	}
+	task.Delete()
+	c.task = nil
+	e.net.Detach(c.ID)
+	e.snaps.Unmount(c.ID)
+	c.Net = nil
+	c.State.Status = StateExited
+	c.State.Pid = 0
+	c.State.ExitCode = st.Code
+	c.State.OOMKilled = st.OOMKilled
+	c.State.FinishedAt = st.ExitedAt.UTC()
+	if c.State.FinishedAt.IsZero() {
+		c.State.FinishedAt = time.Now().UTC()
+	}
+	restart := !c.stopping && e.shouldRestart(c, st.Code)
+	if restart {
+		c.State.Status = StateRestarting
+	}
+	waiters := c.waitNext
+	c.waitNext = nil
+	close(c.exited)
+	e.saveContainerLocked(c)
+	autoRemove := c.HostConfig.AutoRemove
+	delay := restartDelay(c)
+	c.mu.Unlock()
+	e.containerEvent(c, "die", map[string]string{"exitCode": strconv.Itoa(st.Code)})
+	if autoRemove {
+		if err := e.Remove(c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil {
+			e.log.Warn("auto-remove", "id", c.ShortID(), "err", err)
+		}
+	}
+	for _, w := range waiters {
+		w <- st.Code
+	}
+	if restart {
+		go func() {
+			select {
+			case <-time.After(delay):
+			case <-e.ctx.Done():
+				return
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.State.Status != StateRestarting {
+				return
+			}
+			c.State.RestartCount++
+			if err := e.startLocked(context.Background(), c); err != nil {
+				e.log.Warn("restart", "id", c.ShortID(), "err", err)
+				c.State.Status = StateExited
+				e.saveContainerLocked(c)
+			}
+		}()
+	}
+}
+
+func restartDelay(c *Container) time.Duration {
+	n := c.State.RestartCount
+	if n > 9 {
+		n = 9
+	}
+	if c.State.FinishedAt.Sub(c.State.StartedAt) > 10*time.Second {
+		n = 0
+	}
+	return 100 * time.Millisecond << n
+}
+
+// shouldRestart applies the restart policy to an exit.
+func (e *Engine) shouldRestart(c *Container, code int) bool {
+	if c.State.StoppedByUser {
+		return false
+	}
+	rp := c.HostConfig.RestartPolicy
+	switch rp.Name {
+	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		return true
+	case container.RestartPolicyOnFailure:
+		return code != 0 && (rp.MaximumRetryCount == 0 || c.State.RestartCount < rp.MaximumRetryCount)
+	}
+	return false
+}
+
+// Stop sends the stop signal, then SIGKILL after timeout seconds (nil: the container's or 10).
+func (e *Engine) Stop(ctx context.Context, ref string, timeout *int, signal string) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.State.Status == StateRestarting {
+		c.State.Status = StateExited
+		c.State.StoppedByUser = true
+		c.mu.Unlock()
+		return e.saveContainer(c)
+	}
+	if !c.Running() {
+		c.mu.Unlock()
+		return NotModified("container already stopped")
+	}
+	c.State.StoppedByUser = true
+	c.stopping = true
+	task, exited := c.task, c.exited
+	if signal == "" {
+		signal = c.Config.StopSignal
+	}
+	t := 10
+	if c.Config.StopTimeout != nil {
+		t = *c.Config.StopTimeout
+	}
+	if timeout != nil {
+		t = *timeout
+	}
+	paused := c.State.Status == StatePaused
+	c.mu.Unlock()
+	sig, err := ParseSignal(signal)
+	if err != nil {
+		return err
+	}
+	if sig == 0 {
+		sig = syscall.SIGTERM
+	}
+	if paused {
+		task.Resume()
+	}
+	if t != 0 {
+		task.Kill(sig)
+	}
+	var deadline <-chan time.Time
+	if t >= 0 {
+		deadline = time.After(time.Duration(t) * time.Second)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-deadline:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	task.Kill(syscall.SIGKILL)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("container %s did not exit after SIGKILL", c.ShortID())
+	}
+	return nil
+}
+
+// Kill sends a signal to the main process.
+func (e *Engine) Kill(ref string, signal string) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	sig, err := ParseSignal(signal)
+	if err != nil {
+		return err
+	}
+	if sig == 0 {
+		sig = syscall.SIGKILL
+	}
+	c.mu.Lock()
+	if !c.Running() || c.task == nil {
+		c.mu.Unlock()
+		return Conflict("cannot kill container: %s: container %s is not running", ref, c.ID)
+	}
+	task := c.task
+	c.mu.Unlock()
+	if err := task.Kill(sig); err != nil {
+		return err
+	}
+	e.containerEvent(c, "kill", map[string]string{"signal": strconv.Itoa(int(sig))})
+	return nil
+}
+
+// Restart stops (if running) then starts.
+func (e *Engine) Restart(ctx context.Context, ref string, timeout *int, signal string) error {
+	if err := e.Stop(ctx, ref, timeout, signal); err != nil && KindOf(err) != KindNotModified {
+		return err
+	}
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.Running() {
+		return nil
+	}
+	if err := e.startLocked(ctx, c); err != nil {
+		return err
+	}
+	e.containerEvent(c, "restart", nil)
+	return nil
+}
+
+// Pause freezes the container's processes.
+func (e *Engine) Pause(ref string) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.State.Status != StateRunning {
+		if c.State.Status == StatePaused {
+			return Conflict("cannot pause container %s: container %s is already paused", ref, c.ID)
+		}
+		return Conflict("cannot pause container %s: container %s is not running", ref, c.ID)
+	}
+	if err := c.task.Pause(); err != nil {
+		return err
+	}
+	c.State.Status = StatePaused
+	e.saveContainerLocked(c)
+	e.containerEvent(c, "pause", nil)
+	return nil
+}
+
+// Unpause thaws a paused container.
+func (e *Engine) Unpause(ref string) error {
+	c, err := e.Container(ref)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.State.Status != StatePaused {
+		return Conflict("cannot unpause container %s: container %s is not paused", ref, c.ID)
+	}
+	if err := c.task.Resume(); err != nil {
+		return err
+	}
+	c.State.Status = StateRunning
+	e.saveContainerLocked(c)
+	e.containerEvent(c, "unpause", nil)
+	return nil
+}
+
+// Wait blocks per condition ("not-running" default, "next-exit", "removed") and returns the exit code.
+// ready is closed once the waiter is registered (the API flushes its headers then).
+func (e *Engine) Wait(ctx context.Context, ref, condition string, ready func()) (int, error) {
+	c, err := e.Container(ref)
+	if err != nil {
+		return -1, err
+	}
+	c.mu.Lock()
+	switch condition {
+	case "", "not-running":
+		exited := c.exited
+		running := c.Running() || c.State.Status == StateRestarting
+		c.mu.Unlock()
+		if ready != nil {
+			ready()
+		}
+		if running {
+			select {
+			case <-exited:
+			case <-ctx.Done():
+				return -1, ctx.Err()
+			}
+		}
+		c.mu.Lock()
+		code := c.State.ExitCode
+		c.mu.Unlock()
+		return code, nil
+	case "next-exit":
+		ch := make(chan int, 1)
+		c.waitNext = append(c.waitNext, ch)
+		c.mu.Unlock()
+		if ready != nil {
+			ready()
+		}
+		select {
+		case code := <-ch:
+			return code, nil
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		}
+	case "removed":
+		removed := c.removed
+		c.mu.Unlock()
+		if ready != nil {
+			ready()
+		}
+		select {
+		case <-removed:
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		}
+		c.mu.Lock()
+		code := c.State.ExitCode
+		c.mu.Unlock()
+		return code, nil
+	default:
+		c.mu.Unlock()
+		return -1, Invalid("invalid condition: %q", condition)
+	}
+}
+
+// writeEtcFiles writes the container's /etc/hosts, /etc/hostname and /etc/resolv.conf as Docker does.
+func (e *Engine) writeEtcFiles(c *Container, att *wnet.Attachment) error {
+	hostname := c.Config.Hostname
+	if err := writeFileAtomic(c.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	var hosts strings.Builder
+	if att.NetNSPath == "host" {
+		if b, err := os.ReadFile("/etc/hosts"); err == nil {
+			hosts.Write(b)
+		}
+	} else {
+		hosts.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+	}
+	for _, h := range c.HostConfig.ExtraHosts {
+		if i := strings.IndexByte(h, ':'); i > 0 {
+			ip := h[i+1:]
+			if ip == "host-gateway" && att.Gateway != nil {
+				ip = att.Gateway.String()
+			}
+			fmt.Fprintf(&hosts, "%s\t%s\n", ip, h[:i])
+		}
+	}
+	if att.IP != nil {
+		fmt.Fprintf(&hosts, "%s\t%s\n", att.IP, hostname)
+	}
+	if err := writeFileAtomic(c.HostsPath, []byte(hosts.String()), 0o644); err != nil {
+		return err
+	}
+	return writeFileAtomic(c.ResolvPath, resolvConf(c.HostConfig, att.NetNSPath == "host"), 0o644)
+}
+
+// resolvConf derives the container's resolv.conf from the host's, dropping loopback resolvers that
+// cannot be reached from another network namespace (Docker falls back to public resolvers then).
+func resolvConf(hc *container.HostConfig, hostNet bool) []byte {
+	host, _ := os.ReadFile("/etc/resolv.conf")
+	var ns, search, opts []string
+	for _, line := range strings.Split(string(host), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		switch f[0] {
+		case "nameserver":
+			if hostNet || !strings.HasPrefix(f[1], "127.") && f[1] != "::1" {
+				ns = append(ns, f[1])
+			}
+		case "search":
+			search = f[1:]
+		case "options":
+			opts = append(opts, f[1:]...)
+		}
+	}
+	if len(hc.DNS) > 0 {
+		ns = nil
+		for _, a := range hc.DNS {
+			ns = append(ns, a.String())
+		}
+	}
+	if len(ns) == 0 {
+		ns = []string{"8.8.8.8", "8.8.4.4"}
+	}
+	if len(hc.DNSSearch) > 0 {
+		search = hc.DNSSearch
+	}
+	if len(hc.DNSOptions) > 0 {
+		opts = hc.DNSOptions
+	}
+	var b strings.Builder
+	for _, n := range ns {
+		fmt.Fprintf(&b, "nameserver %s\n", n)
+	}
+	if len(search) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(search, " "))
+	}
+	if len(opts) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(opts, " "))
+	}
+	return []byte(b.String())
+}
+
+// writeFileAtomic writes via a temp file, fsync and rename, so readers never see a partial file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	tmp.Chmod(mode)
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return err
+	}
+	tmp.Close()
+	return os.Rename(tmp.Name(), path)
+}

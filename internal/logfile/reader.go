@@ -1,0 +1,258 @@
+package logfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadOptions selects what Read returns.
+type ReadOptions struct {
+	// Follow keeps reading as the file grows, until ctx ends, Done is closed
+	// (then what was written up to then is read first), Until passes, or fn
+	// returns an error.
+	Follow bool
+	// Tail is how many of the last entries to start with: -1 = all, 0 = none.
+	Tail int
+	// Since and Until bound the entries' times (zero = unbounded). Since is
+	// inclusive; reading stops at the first entry after Until.
+	Since, Until time.Time
+	// Done, if not nil, ends a follow once closed (the container exited and its
+	// log is complete), after draining the file.
+	Done <-chan struct{}
+}
+
+// pollInterval is how often a follow looks at the file when no inotify event came.
+const pollInterval = 500 * time.Millisecond
+
+// Read calls fn for every selected entry of the json-file log at path, in
+// order. line is only valid during the call. Lines that are not valid
+// json-file entries are skipped. A missing file reads as empty (a follow
+// waits for it to appear).
+func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream string, t time.Time, line []byte) error) error {
+	r := &reader{opts: opts, fn: fn, buf: make([]byte, 0, 64*1024)}
+	f, err := os.Open(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	if f != nil {
+		if opts.Tail >= 0 {
+			off, err := tailOffset(f, opts.Tail)
+			if err != nil {
+				return err
+			}
+			r.off = off
+		}
+		if done, err := r.drain(f); done || err != nil {
+			return err
+		}
+	}
+	if !opts.Follow {
+		return nil
+	}
+
+	var w *watcher
+	defer func() {
+		if w != nil {
+			w.close()
+		}
+	}()
+	if f != nil {
+		w = newWatcher(path)
+	}
+	var until <-chan time.Time
+	if !opts.Until.IsZero() {
+		tm := time.NewTimer(time.Until(opts.Until))
+		defer tm.Stop()
+		until = tm.C
+	}
+	poll := time.NewTicker(pollInterval)
+	defer poll.Stop()
+	finished := opts.Done
+	for {
+		var ev <-chan struct{}
+		if w != nil {
+			ev = w.events
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-until:
+			return nil
+		case <-finished:
+			finished = nil
+		case <-ev:
+		case <-poll.C:
+		}
+		if f == nil {
+			nf, err := os.Open(path)
+			if err != nil {
+				if !errors.Is(err, os.ErrNotExist) {
+					return err
+				}
+				if opts.Done != nil && finished == nil {
+					return nil
+				}
+				continue
+			}
+			f = nf
+			w = newWatcher(path)
+		}
+		// A truncated file (rotated by hand, or recreated) is read from its start.
+		if st, err := f.Stat(); err == nil && st.Size() < r.off {
+			r.off, r.buf = 0, r.buf[:0]
+		}
+		if done, err := r.drain(f); done || err != nil {
+			return err
+		}
+		if opts.Done != nil && finished == nil {
+			return nil // drained after Done
+		}
+	}
+}
+
+type reader struct {
+	opts  ReadOptions
+	fn    func(string, time.Time, []byte) error
+	off   int64  // file offset of the next byte to read
+	buf   []byte // unparsed bytes (an incomplete last line)
+	entry []byte
+}
+
+// drain reads from r.off to EOF and hands out complete lines. done reports
+// that reading is over (past Until).
+func (r *reader) drain(f *os.File) (done bool, err error) {
+	for {
+		if len(r.buf) == cap(r.buf) {
+			nb := make([]byte, len(r.buf), 2*cap(r.buf))
+			copy(nb, r.buf)
+			r.buf = nb
+		}
+		n, err := f.ReadAt(r.buf[len(r.buf):cap(r.buf)], r.off)
+		r.off += int64(n)
+		r.buf = r.buf[:len(r.buf)+n]
+		if n > 0 {
+			rest := r.buf
+			for {
+				i := bytes.IndexByte(rest, '\n')
+				if i < 0 {
+					break
+				}
+				line := rest[:i]
+				rest = rest[i+1:]
+				if d, err := r.emit(line); d || err != nil {
+					return d, err
+				}
+			}
+			r.buf = r.buf[:copy(r.buf, rest)]
+		}
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+}
+
+func (r *reader) emit(line []byte) (bool, error) {
+	e, err := ParseLine(line, r.entry)
+	if err != nil {
+		return false, nil
+	}
+	r.entry = e.Log[:0]
+	if !r.opts.Since.IsZero() && e.Time.Before(r.opts.Since) {
+		return false, nil
+	}
+	if !r.opts.Until.IsZero() && e.Time.After(r.opts.Until) {
+		return true, nil
+	}
+	return false, r.fn(e.Stream, e.Time, e.Log)
+}
+
+// tailOffset returns the offset of the start of the n-th last complete line.
+func tailOffset(f *os.File, n int) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	end := st.Size()
+	if n == 0 {
+		return end, nil
+	}
+	const chunk = 32 * 1024
+	buf := make([]byte, chunk)
+	pos := end
+	seen := 0
+	// The start of the n-th last complete line is just after the (n+1)-th last
+	// newline (an unterminated tail is not a complete line).
+	for pos > 0 {
+		sz := int64(chunk)
+		if pos < sz {
+			sz = pos
+		}
+		pos -= sz
+		b := buf[:sz]
+		if _, err := f.ReadAt(b, pos); err != nil && err != io.EOF {
+			return 0, err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] == '\n' {
+				seen++
+				if seen == n+1 {
+					return pos + int64(i) + 1, nil
+				}
+			}
+		}
+	}
+	return 0, nil
+}
+
+// watcher turns inotify events on one file into a channel; if inotify is not
+// to be had, the channel stays silent and Read polls.
+type watcher struct {
+	events chan struct{}
+	f      *os.File
+}
+
+func newWatcher(path string) *watcher {
+	w := &watcher{events: make(chan struct{}, 1)}
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return w
+	}
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_MODIFY|unix.IN_ATTRIB|unix.IN_CLOSE_WRITE|unix.IN_MOVE_SELF|unix.IN_DELETE_SELF); err != nil {
+		unix.Close(fd)
+		return w
+	}
+	w.f = os.NewFile(uintptr(fd), "inotify") // non-blocking: served by the runtime poller, Close unblocks Read
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, err := w.f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case w.events <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watcher) close() {
+	if w.f != nil {
+		w.f.Close()
+	}
+}

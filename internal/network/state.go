@@ -1,0 +1,150 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// netState is the network-wide persisted state (<StateDir>/network.json).
+type netState struct {
+	Bridge  string            `json:"bridge"`
+	Subnet  string            `json:"subnet"`
+	Gateway string            `json:"gateway"`
+	IDs     map[string]string `json:"ids"` // network name → stable ID
+}
+
+// endpoint is one container's attachment, persisted as <StateDir>/endpoints/<id>.json. It is written before
+// any kernel object is created (an intent record), so that a crash half-way leaves something Reconcile can find.
+type endpoint struct {
+	ContainerID string        `json:"container_id"`
+	Network     string        `json:"network"` // "bridge", "host" or "none"
+	NetNSPath   string        `json:"netns_path,omitempty"`
+	HostVeth    string        `json:"host_veth,omitempty"`
+	IP          string        `json:"ip,omitempty"`
+	PrefixLen   int           `json:"prefix_len,omitempty"`
+	Gateway     string        `json:"gateway,omitempty"`
+	MAC         string        `json:"mac,omitempty"`
+	Ports       []PortBinding `json:"ports,omitempty"`
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func checkID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("invalid container ID %q", id)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path via a temporary file in the same folder: write, fsync, rename, fsync folder.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(path, append(data, '\n'), 0o600)
+}
+
+func (m *Manager) endpointsDir() string { return filepath.Join(m.opts.StateDir, "endpoints") }
+
+func (m *Manager) endpointPath(id string) string {
+	return filepath.Join(m.endpointsDir(), id+".json")
+}
+
+func (m *Manager) saveEndpoint(ep *endpoint) error {
+	return writeJSON(m.endpointPath(ep.ContainerID), ep)
+}
+
+func (m *Manager) removeEndpointFile(id string) error {
+	err := os.Remove(m.endpointPath(id))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err == nil {
+		return syncDir(m.endpointsDir())
+	}
+	return nil
+}
+
+// loadEndpoints reads every endpoint record; unreadable ones are returned by ID with a nil value so that
+// Reconcile can still clean up after them. Leftover temporary files are removed.
+func loadEndpoints(dir string) (map[string]*endpoint, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return map[string]*endpoint{}, nil
+		}
+		return nil, err
+	}
+	out := make(map[string]*endpoint, len(ents))
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") {
+			os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		id, ok := strings.CutSuffix(name, ".json")
+		if !ok || checkID(id) != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			out[id] = nil
+			continue
+		}
+		var ep endpoint
+		if err := json.Unmarshal(data, &ep); err != nil || ep.ContainerID != id {
+			out[id] = nil
+			continue
+		}
+		out[id] = &ep
+	}
+	return out, nil
+}

@@ -1,0 +1,3 @@
+package runtime
+
+func ShimMain(args []string) int { return 1 }
