@@ -45,9 +45,6 @@ want() { case ",$ONLY," in *",$1,"*) return 0 ;; esac; return 1; }
 for w in ${ONLY//,/ }; do
 	case "$w" in busybox | debian | nginx) ;; *) die "unknown image '$w' for --only (busybox, debian, nginx)" ;; esac
 done
-# nginx is built on top of the debian rootfs.
-NEED_DEBIAN_ROOTFS=0
-if want debian || want nginx; then NEED_DEBIAN_ROOTFS=1; fi
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot and file ownership in the rootfs need it)"
 
@@ -137,6 +134,7 @@ pack_rootfs() {
 	local dir=$1 out=$2 tmp
 	tmp=$(mktemp "$out.tmp.XXXXXX")
 	tar --numeric-owner --xattrs -C "$dir" -cf "$tmp" .
+	chmod 0644 "$tmp"
 	sync -f "$tmp" 2>/dev/null || sync
 	mv -f "$tmp" "$out"
 	log "cached $(basename "$out") ($(du -h "$out" | cut -f1))"
@@ -157,7 +155,7 @@ build_busybox() { # build_busybox <out.tar>
 	chmod 700 "$root/root"
 	install -m 0755 "$bb" "$root/bin/busybox"
 	while read -r applet; do
-		[ -n "$applet" ] && [ "$applet" != busybox ] || continue
+		if [ -z "$applet" ] || [ "$applet" = busybox ]; then continue; fi
 		ln -sf busybox "$root/bin/$applet"
 	done < <("$bb" --list)
 	cat >"$root/etc/passwd" <<-'EOF'
@@ -373,13 +371,41 @@ build_nginx() {
 # --- loading ---------------------------------------------------------------------------------------------------
 # load_image <tarball> <name:tag> <change>...
 load_image() {
-	local tarball=$1 ref=$2 id
+	local tarball=$1 ref=$2 out
 	shift 2
 	local args=() c
 	for c in "$@"; do args+=(--change "$c"); done
 	log "loading $ref into ${DOCKER_HOST:-the default daemon} with ${CLI[*]}"
-	id=$("${CLI[@]}" import "${args[@]}" "$tarball" "$ref")
-	log "$ref is ${id}"
+	if out=$("${CLI[@]}" import "${args[@]}" "$tarball" "$ref" 2>&1); then
+		log "$ref is ${out}"
+		return 0
+	fi
+	if ! grep -qi 'not a valid change command' <<<"$out"; then
+		printf '%s\n' "$out" >&2
+		die "importing $ref failed"
+	fi
+	# Older engines (dockerd before 23.0) reject some changes on import (STOPSIGNAL): import with the
+	# ones every engine takes, then add the rest with a one-step build on top.
+	local basic=() extra=() kw tmp
+	for c in "$@"; do
+		kw=$(tr '[:lower:]' '[:upper:]' <<<"${c%% *}")
+		case "$kw" in
+		CMD | ENTRYPOINT | ENV | EXPOSE | LABEL | ONBUILD | USER | VOLUME | WORKDIR) basic+=(--change "$c") ;;
+		*) extra+=("$c") ;;
+		esac
+	done
+	tmp="wharf-base-import/${ref%%:*}:tmp"
+	log "this engine rejects some import changes; importing as $tmp, then adding: ${extra[*]}"
+	"${CLI[@]}" import "${basic[@]}" "$tarball" "$tmp" >/dev/null
+	{
+		echo "FROM $tmp"
+		for c in "${extra[@]}"; do echo "$c"; done
+	} | DOCKER_BUILDKIT=0 "${CLI[@]}" build -q -t "$ref" - 2>/dev/null >"$WORK/build.out" || {
+		"${CLI[@]}" rmi "$tmp" >/dev/null 2>&1 || true
+		die "building $ref on top of $tmp failed"
+	}
+	"${CLI[@]}" rmi "$tmp" >/dev/null
+	log "$ref is $(tr -d '\n' <"$WORK/build.out")"
 }
 
 have_image() { "${CLI[@]}" image inspect --format '{{.Id}}' "$1" >/dev/null 2>&1; }
@@ -399,7 +425,7 @@ make_image() {
 		log "$ref: using cached rootfs $cached"
 	fi
 	if [ $LOAD -eq 1 ]; then load_image "$cached" "$ref" "$@"; fi
-	: "$short"
+	log "$short: ready"
 }
 
 # Builders take the output path only; debian and nginx share one debootstrap per run.

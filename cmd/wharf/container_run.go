@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -20,8 +19,10 @@ type runOptions struct {
 	detachKeys string
 }
 
-func (c *cli) newRunCommand() *cobra.Command {
-	var o runOptions
+func (c *cli) newRunCommand() *cobra.Command { return c.runCommandFor(&runOptions{}) }
+
+// runCommandFor builds `wharf run` filling o (tests parse flags through it).
+func (c *cli) runCommandFor(o *runOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run [OPTIONS] IMAGE [COMMAND] [ARG...]",
 		Short: "Create and run a new container from an image",
@@ -29,7 +30,7 @@ func (c *cli) newRunCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.container.image, o.container.args = args[0], args[1:]
 			o.container.noteChanged(cmd.Flags())
-			return c.runRun(&o)
+			return c.runRun(o)
 		},
 	}
 	flags := cmd.Flags()
@@ -133,6 +134,10 @@ func (c *cli) runRun(o *runOptions) error {
 	}
 
 	statusC := c.waitExitOrRemoved(ctx, api, id, o.container.autoRemove)
+	if !attach {
+		// Like docker, the ID is out before the start (so it is shown even when the start fails).
+		fmt.Fprintln(c.out, id)
+	}
 
 	if _, err := api.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		if attach {
@@ -146,7 +151,6 @@ func (c *cli) runRun(o *runOptions) error {
 	}
 
 	if !attach {
-		fmt.Fprintln(c.out, id)
 		return nil
 	}
 	if cfg.Tty {
@@ -163,44 +167,56 @@ func (c *cli) runRun(o *runOptions) error {
 			}
 			return err
 		}
-		if status := <-statusC; status != 0 {
+		if status := c.exitStatus(<-statusC); status != 0 {
 			return statusError{Code: status}
 		}
-	case status := <-statusC:
+	case outcome := <-statusC:
 		if !cfg.AttachStdout && !cfg.AttachStderr {
 			cancelAttach()
 		}
 		<-attachErr
-		if status != 0 {
+		if status := c.exitStatus(outcome); status != 0 {
 			return statusError{Code: status}
 		}
 	}
 	return nil
 }
 
-// waitExitOrRemoved starts POST /wait (next-exit, or removed for --rm) and returns the exit status.
-func (c *cli) waitExitOrRemoved(ctx context.Context, api *client.Client, id string, waitRemove bool) <-chan int {
+// waitOutcome is how a POST /wait ended: the exit status, or a failure to report (status 125).
+type waitOutcome struct {
+	code int
+	msg  string
+}
+
+// exitStatus reports a wait failure (only now that the status is used) and returns the status.
+func (c *cli) exitStatus(o waitOutcome) int {
+	if o.msg != "" {
+		fmt.Fprintln(c.err, o.msg)
+	}
+	return o.code
+}
+
+// waitExitOrRemoved starts POST /wait (next-exit, or removed for --rm) and returns its outcome channel.
+func (c *cli) waitExitOrRemoved(ctx context.Context, api *client.Client, id string, waitRemove bool) <-chan waitOutcome {
 	cond := container.WaitConditionNextExit
 	if waitRemove {
 		cond = container.WaitConditionRemoved
 	}
 	res := api.ContainerWait(ctx, id, client.ContainerWaitOptions{Condition: cond})
-	statusC := make(chan int, 1)
+	out := make(chan waitOutcome, 1)
 	go func() {
 		select {
 		case r := <-res.Result:
 			if r.Error != nil {
-				fmt.Fprintf(c.err, "Error waiting for container: %v\n", r.Error.Message)
-				statusC <- 125
+				out <- waitOutcome{code: 125, msg: "Error waiting for container: " + r.Error.Message}
 			} else {
-				statusC <- int(r.StatusCode)
+				out <- waitOutcome{code: int(r.StatusCode)}
 			}
 		case err := <-res.Error:
-			fmt.Fprintf(c.err, "error waiting for container: %v\n", err)
-			statusC <- 125
+			out <- waitOutcome{code: 125, msg: fmt.Sprintf("error waiting for container: %v", err)}
 		}
 	}()
-	return statusC
+	return out
 }
 
 func orDefault(v, def string) string {
@@ -209,5 +225,3 @@ func orDefault(v, def string) string {
 	}
 	return v
 }
-
-var _ = io.Discard

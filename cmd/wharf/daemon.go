@@ -46,7 +46,7 @@ func newDaemonCommand() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.dataRoot, "data-root", "/var/lib/wharf", "Root directory of persistent Wharf state")
 	f.StringVar(&o.execRoot, "exec-root", "/run/wharf", "Root directory for execution state files")
-	f.StringSliceVarP(&o.hosts, "host", "H", []string{"unix:///run/wharf/wharf.sock"}, "Daemon socket(s) to connect to")
+	f.StringSliceVarP(&o.hosts, "host", "H", []string{defaultHost}, "Daemon socket(s) to connect to")
 	f.BoolVarP(&o.debug, "debug", "D", false, "Enable debug mode")
 	f.StringVar(&o.bridge, "bridge-name", "wharf0", "Name of the default bridge")
 	f.StringVar(&o.subnet, "bip-subnet", "", "Subnet of the default bridge (default: the first free one)")
@@ -88,6 +88,11 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		}
 		defer l.Close()
 		log.Info("Docker API listening", "addr", h)
+		if h == defaultHost {
+			if err := ensureDockerContext(h); err != nil {
+				log.Warn("could not create the docker context \"wharf\"", "err", err)
+			}
+		}
 		go func() { errc <- api.Serve(l) }()
 	}
 	if !o.noKube {

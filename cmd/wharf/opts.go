@@ -23,65 +23,65 @@ import (
 // containerOptions are the flags of `wharf create` and `wharf run` (one struct, filled by cobra, converted to
 // API bodies by parse).
 type containerOptions struct {
-	name       string
-	attach     []string
-	env        []string
-	envFile    []string
-	entrypoint string
-	hostname   string
-	domainname string
-	stdin      bool
-	tty        bool
-	labels     []string
-	labelFile  []string
-	readOnly   bool
-	restart    string
-	stopSignal string
-	stopTimeout int
-	user       string
-	workdir    string
-	autoRemove bool
-	capAdd     []string
-	capDrop    []string
-	privileged bool
-	securityOpt []string
-	publish    []string
-	publishAll bool
-	expose     []string
-	networks   []string
-	aliases    []string
-	volumes    []string
-	mounts     []string
-	tmpfs      []string
-	volumesFrom []string
-	memory     memBytes
-	memorySwap memSwapBytes
+	name              string
+	attach            []string
+	env               []string
+	envFile           []string
+	entrypoint        string
+	hostname          string
+	domainname        string
+	stdin             bool
+	tty               bool
+	labels            []string
+	labelFile         []string
+	readOnly          bool
+	restart           string
+	stopSignal        string
+	stopTimeout       int
+	user              string
+	workdir           string
+	autoRemove        bool
+	capAdd            []string
+	capDrop           []string
+	privileged        bool
+	securityOpt       []string
+	publish           []string
+	publishAll        bool
+	expose            []string
+	networks          []string
+	aliases           []string
+	volumes           []string
+	mounts            []string
+	tmpfs             []string
+	volumesFrom       []string
+	memory            memBytes
+	memorySwap        memSwapBytes
 	memoryReservation memBytes
-	shmSize    memBytes
-	cpus       nanoCPUs
-	cpuShares  int64
-	cpusetCpus string
-	pidsLimit  int64
-	init       bool
-	dns        []string
-	dnsSearch  []string
-	dnsOptions []string
-	extraHosts []string
-	logDriver  string
-	logOpts    []string
-	sysctls    []string
-	ulimits    []string
-	ipcMode    string
-	pidMode    string
-	utsMode    string
-	usernsMode string
-	cgroupnsMode string
-	groupAdd   []string
-	devices    []string
-	cidFile    string
-	platform   string
-	pull       string
-	quiet      bool
+	shmSize           memBytes
+	cpus              nanoCPUs
+	cpuShares         int64
+	cpusetCpus        string
+	pidsLimit         int64
+	init              bool
+	dns               []string
+	dnsSearch         []string
+	dnsOptions        []string
+	extraHosts        []string
+	logDriver         string
+	logOpts           []string
+	sysctls           []string
+	ulimits           []string
+	ipcMode           string
+	pidMode           string
+	utsMode           string
+	usernsMode        string
+	cgroupnsMode      string
+	groupAdd          []string
+	devices           []string
+	cidFile           string
+	platform          string
+	pull              string
+	quiet             bool
 
 	// Which flags were given (filled from the flag set before parse).
 	entrypointSet  bool
@@ -96,16 +96,16 @@ type containerOptions struct {
 func addContainerFlags(flags *pflag.FlagSet, o *containerOptions) {
 	flags.SetInterspersed(false)
 	flags.StringVar(&o.name, "name", "", "Assign a name to the container")
-	flags.StringSliceVarP(&o.attach, "attach", "a", nil, "Attach to STDIN, STDOUT or STDERR")
-	flags.StringArrayVarP(&o.env, "env", "e", nil, "Set environment variables")
-	flags.StringArrayVar(&o.envFile, "env-file", nil, "Read in a file of environment variables")
+	listVarP(flags, &o.attach, "attach", "a", "Attach to STDIN, STDOUT or STDERR")
+	listVarP(flags, &o.env, "env", "e", "Set environment variables")
+	listVarP(flags, &o.envFile, "env-file", "", "Read in a file of environment variables")
 	flags.StringVar(&o.entrypoint, "entrypoint", "", "Overwrite the default ENTRYPOINT of the image")
 	flags.StringVarP(&o.hostname, "hostname", "h", "", "Container host name")
 	flags.StringVar(&o.domainname, "domainname", "", "Container NIS domain name")
 	flags.BoolVarP(&o.stdin, "interactive", "i", false, "Keep STDIN open even if not attached")
 	flags.BoolVarP(&o.tty, "tty", "t", false, "Allocate a pseudo-TTY")
-	flags.StringArrayVarP(&o.labels, "label", "l", nil, "Set meta data on a container")
-	flags.StringArrayVar(&o.labelFile, "label-file", nil, "Read in a line delimited file of labels")
+	listVarP(flags, &o.labels, "label", "l", "Set meta data on a container")
+	listVarP(flags, &o.labelFile, "label-file", "", "Read in a line delimited file of labels")
 	flags.BoolVar(&o.readOnly, "read-only", false, "Mount the container's root filesystem as read only")
 	flags.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
 	flags.StringVar(&o.stopSignal, "stop-signal", "", "Signal to stop the container")
@@ -113,23 +113,23 @@ func addContainerFlags(flags *pflag.FlagSet, o *containerOptions) {
 	flags.StringVarP(&o.user, "user", "u", "", "Username or UID (format: <name|uid>[:<group|gid>])")
 	flags.StringVarP(&o.workdir, "workdir", "w", "", "Working directory inside the container")
 	flags.BoolVar(&o.autoRemove, "rm", false, "Automatically remove the container and its associated anonymous volumes when it exits")
-	flags.StringArrayVar(&o.capAdd, "cap-add", nil, "Add Linux capabilities")
-	flags.StringArrayVar(&o.capDrop, "cap-drop", nil, "Drop Linux capabilities")
+	listVarP(flags, &o.capAdd, "cap-add", "", "Add Linux capabilities")
+	listVarP(flags, &o.capDrop, "cap-drop", "", "Drop Linux capabilities")
 	flags.BoolVar(&o.privileged, "privileged", false, "Give extended privileges to this container")
-	flags.StringArrayVar(&o.securityOpt, "security-opt", nil, "Security Options")
-	flags.StringArrayVarP(&o.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
+	listVarP(flags, &o.securityOpt, "security-opt", "", "Security Options")
+	listVarP(flags, &o.publish, "publish", "p", "Publish a container's port(s) to the host")
 	flags.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
-	flags.StringArrayVar(&o.expose, "expose", nil, "Expose a port or a range of ports")
-	flags.StringArrayVar(&o.networks, "network", nil, "Connect a container to a network")
-	flags.StringArrayVar(&o.networks, "net", nil, "Connect a container to a network")
+	listVarP(flags, &o.expose, "expose", "", "Expose a port or a range of ports")
+	listVarP(flags, &o.networks, "network", "", "Connect a container to a network")
+	listVarP(flags, &o.networks, "net", "", "Connect a container to a network")
 	_ = flags.MarkHidden("net")
-	flags.StringArrayVar(&o.aliases, "network-alias", nil, "Add network-scoped alias for the container")
-	flags.StringArrayVar(&o.aliases, "net-alias", nil, "Add network-scoped alias for the container")
+	listVarP(flags, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
+	listVarP(flags, &o.aliases, "net-alias", "", "Add network-scoped alias for the container")
 	_ = flags.MarkHidden("net-alias")
-	flags.StringArrayVarP(&o.volumes, "volume", "v", nil, "Bind mount a volume")
-	flags.StringArrayVar(&o.mounts, "mount", nil, "Attach a filesystem mount to the container")
-	flags.StringArrayVar(&o.tmpfs, "tmpfs", nil, "Mount a tmpfs directory")
-	flags.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "Mount volumes from the specified container(s)")
+	listVarP(flags, &o.volumes, "volume", "v", "Bind mount a volume")
+	listVarP(flags, &o.mounts, "mount", "", "Attach a filesystem mount to the container")
+	listVarP(flags, &o.tmpfs, "tmpfs", "", "Mount a tmpfs directory")
+	listVarP(flags, &o.volumesFrom, "volumes-from", "", "Mount volumes from the specified container(s)")
 	flags.VarP(&o.memory, "memory", "m", "Memory limit")
 	flags.Var(&o.memorySwap, "memory-swap", "Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
 	flags.Var(&o.memoryReservation, "memory-reservation", "Memory soft limit")
@@ -139,23 +139,23 @@ func addContainerFlags(flags *pflag.FlagSet, o *containerOptions) {
 	flags.StringVar(&o.cpusetCpus, "cpuset-cpus", "", "CPUs in which to allow execution (0-3, 0,1)")
 	flags.Int64Var(&o.pidsLimit, "pids-limit", 0, "Tune container pids limit (set -1 for unlimited)")
 	flags.BoolVar(&o.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
-	flags.StringArrayVar(&o.dns, "dns", nil, "Set custom DNS servers")
-	flags.StringArrayVar(&o.dnsSearch, "dns-search", nil, "Set custom DNS search domains")
-	flags.StringArrayVar(&o.dnsOptions, "dns-option", nil, "Set DNS options")
-	flags.StringArrayVar(&o.dnsOptions, "dns-opt", nil, "Set DNS options")
+	listVarP(flags, &o.dns, "dns", "", "Set custom DNS servers")
+	listVarP(flags, &o.dnsSearch, "dns-search", "", "Set custom DNS search domains")
+	listVarP(flags, &o.dnsOptions, "dns-option", "", "Set DNS options")
+	listVarP(flags, &o.dnsOptions, "dns-opt", "", "Set DNS options")
 	_ = flags.MarkHidden("dns-opt")
-	flags.StringArrayVar(&o.extraHosts, "add-host", nil, "Add a custom host-to-IP mapping (host:ip)")
+	listVarP(flags, &o.extraHosts, "add-host", "", "Add a custom host-to-IP mapping (host:ip)")
 	flags.StringVar(&o.logDriver, "log-driver", "", "Logging driver for the container")
-	flags.StringArrayVar(&o.logOpts, "log-opt", nil, "Log driver options")
-	flags.StringArrayVar(&o.sysctls, "sysctl", nil, "Sysctl options")
-	flags.StringArrayVar(&o.ulimits, "ulimit", nil, "Ulimit options")
+	listVarP(flags, &o.logOpts, "log-opt", "", "Log driver options")
+	listVarP(flags, &o.sysctls, "sysctl", "", "Sysctl options")
+	listVarP(flags, &o.ulimits, "ulimit", "", "Ulimit options")
 	flags.StringVar(&o.ipcMode, "ipc", "", "IPC mode to use")
 	flags.StringVar(&o.pidMode, "pid", "", "PID namespace to use")
 	flags.StringVar(&o.utsMode, "uts", "", "UTS namespace to use")
 	flags.StringVar(&o.usernsMode, "userns", "", "User namespace to use")
 	flags.StringVar(&o.cgroupnsMode, "cgroupns", "", "Cgroup namespace to use (host|private)")
-	flags.StringArrayVar(&o.groupAdd, "group-add", nil, "Add additional groups to join")
-	flags.StringArrayVar(&o.devices, "device", nil, "Add a host device to the container")
+	listVarP(flags, &o.groupAdd, "group-add", "", "Add additional groups to join")
+	listVarP(flags, &o.devices, "device", "", "Add a host device to the container")
 	flags.StringVar(&o.cidFile, "cidfile", "", "Write the container ID to the file")
 	flags.StringVar(&o.platform, "platform", "", "Set platform if server is multi-platform capable")
 	flags.StringVar(&o.pull, "pull", "missing", `Pull image before creating ("always", "missing", "never")`)
@@ -295,6 +295,15 @@ func (o *containerOptions) parse() (*containerConfig, error) {
 		devices = append(devices, dm)
 	}
 
+	dns := []netip.Addr{}
+	for _, d := range o.dns {
+		a, err := netip.ParseAddr(strings.TrimSpace(d))
+		if err != nil {
+			return nil, fmt.Errorf("IP address is not correctly formatted: %s", d)
+		}
+		dns = append(dns, a)
+	}
+
 	swappiness := int64(-1)
 	pidsLimit := o.pidsLimit
 	oomKillDisable := false
@@ -352,7 +361,7 @@ func (o *containerOptions) parse() (*containerConfig, error) {
 		Privileged:      o.privileged,
 		PortBindings:    bindings,
 		PublishAllPorts: o.publishAll,
-		DNS:             nonNil(o.dns),
+		DNS:             dns,
 		DNSSearch:       nonNil(o.dnsSearch),
 		DNSOptions:      nonNil(o.dnsOptions),
 		ExtraHosts:      o.extraHosts,
@@ -732,7 +741,6 @@ func parseKeyValueLines(data string, lookup func(string) (string, bool)) ([]stri
 	return out, nil
 }
 
-
 // kvStringsToMap turns ["a=b", "c"] into {"a":"b","c":""}.
 func kvStringsToMap(values []string) map[string]string {
 	m := make(map[string]string, len(values))
@@ -906,8 +914,8 @@ func (m *memBytes) Set(v string) error {
 	*m = memBytes(n)
 	return err
 }
-func (m *memBytes) Type() string  { return "bytes" }
-func (m *memBytes) Value() int64  { return int64(*m) }
+func (m *memBytes) Type() string { return "bytes" }
+func (m *memBytes) Value() int64 { return int64(*m) }
 
 // memSwapBytes is memBytes that also takes -1 (unlimited).
 type memSwapBytes int64

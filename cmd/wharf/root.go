@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -61,8 +62,10 @@ type cli struct {
 	out, err io.Writer
 	opts     globalOptions
 	api      *client.Client
-	// ctx is cancelled by SIGINT/SIGTERM for commands that do not forward signals themselves.
+	// ctx is cancelled by SIGINT/SIGTERM for commands that do not forward signals themselves; sig is the
+	// signal that did it (the exit status is then 128+sig, like docker's).
 	ctx context.Context
+	sig atomic.Value
 }
 
 func newCLI(in io.Reader, out, errw io.Writer) *cli {
@@ -104,6 +107,9 @@ func (c *cli) exitCode(err error) int {
 		return se.Code
 	}
 	if errors.Is(err, context.Canceled) && c.ctx.Err() != nil {
+		if s, ok := c.sig.Load().(syscall.Signal); ok {
+			return 128 + int(s)
+		}
 		return 130
 	}
 	fmt.Fprintln(c.err, daemonErrorText(err))
@@ -113,17 +119,8 @@ func (c *cli) exitCode(err error) int {
 // daemonErrorText rewords the client library's connection error for wharf.
 func daemonErrorText(err error) string {
 	if client.IsErrConnectionFailed(err) {
-		host := ""
-		msg := err.Error()
-		if i := strings.Index(msg, " at "); i >= 0 {
-			if j := strings.Index(msg[i+4:], ". Is the"); j >= 0 {
-				host = msg[i+4 : i+4+j]
-			}
-		}
-		if host != "" {
-			return fmt.Sprintf("Cannot connect to the Wharf daemon at %s. Is the wharf daemon running?", host)
-		}
-		return "Cannot connect to the Wharf daemon. Is the wharf daemon running on this host?"
+		return strings.NewReplacer("Docker daemon", "Wharf daemon", "docker daemon", "wharf daemon",
+			"docker API", "wharf API").Replace(err.Error())
 	}
 	return err.Error()
 }
@@ -162,9 +159,23 @@ func (c *cli) client() (*client.Client, error) {
 
 // signalContext returns a context cancelled on SIGINT/SIGTERM (for long-running read commands).
 func (c *cli) signalContext() (context.Context, context.CancelFunc) {
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			c.sig.Store(s)
+			cancel()
+		case <-ctx.Done():
+		}
+		signal.Stop(ch)
+	}()
 	c.ctx = ctx
-	return ctx, cancel
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel()
+	}
 }
 
 // isNotFound tells a 404 from the daemon.
@@ -228,6 +239,7 @@ func (c *cli) newRootCommand() *cobra.Command {
 		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: true},
 	}
 	root.SetUsageTemplate(usageTemplate)
+	root.SetHelpTemplate(`{{if or .Runnable .HasSubCommands}}{{.UsageString}}{{end}}`)
 	root.SetFlagErrorFunc(flagErrorFunc)
 	root.SetHelpCommand(&cobra.Command{Use: "help [command]", Hidden: true, Run: func(cmd *cobra.Command, args []string) {
 		target, _, err := root.Find(args)
@@ -239,7 +251,7 @@ func (c *cli) newRootCommand() *cobra.Command {
 	}})
 	flags := root.Flags()
 	flags.SetInterspersed(false)
-	flags.StringArrayVarP(&c.opts.hosts, "host", "H", nil, "Daemon socket to connect to")
+	listVarP(flags, &c.opts.hosts, "host", "H", "Daemon socket to connect to")
 	flags.BoolVarP(&c.opts.debug, "debug", "D", false, "Enable debug mode")
 	flags.StringVarP(&c.opts.logLevel, "log-level", "l", "info", `Set the logging level ("debug", "info", "warn", "error", "fatal")`)
 	flags.StringVar(&c.opts.config, "config", "", "Location of client config files")

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-
 	"github.com/wharfhq/wharf/internal/snapshot"
 )
 
@@ -46,19 +44,19 @@ func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
 	return fn(rootfs)
 }
 
-// resolveInContainer maps a container path to a host path, following the container's mounts, never
-// leaving the root it lands in.
-func (e *Engine) resolveInContainer(c *Container, rootfs, p string) (string, error) {
+// mountFor maps a container path to the root it lives in (the rootfs or a mount's source) and the
+// path relative to that root, following the container's mounts.
+func mountFor(c *Container, rootfs, p string) (root, rel string) {
 	p = filepath.Clean("/" + p)
-	base, rel := rootfs, p
+	root, rel = rootfs, p
 	best := ""
 	for _, m := range c.Mounts {
 		d := m.Destination
 		if (p == d || strings.HasPrefix(p, d+"/")) && len(d) > len(best) {
-			best, base, rel = d, m.Source, strings.TrimPrefix(p, d)
+			best, root, rel = d, m.Source, "/"+strings.TrimPrefix(strings.TrimPrefix(p, d), "/")
 		}
 	}
-	return securejoin.SecureJoin(base, rel)
+	return root, rel
 }
 
 // StatPath stats a path in a container.
@@ -69,9 +67,10 @@ func (e *Engine) StatPath(ref, p string) (*PathStat, error) {
 	}
 	var st *PathStat
 	err = e.withRootfs(c, func(rootfs string) error {
-		hp, err := e.resolveInContainer(c, rootfs, p)
+		root, rel := mountFor(c, rootfs, p)
+		hp, err := snapshot.ResolvePath(root, rel, false)
 		if err != nil {
-			return err
+			return NotFound("Could not find the file %s in container %s", p, ref)
 		}
 		fi, err := os.Lstat(hp)
 		if err != nil {
@@ -93,18 +92,12 @@ func (e *Engine) ArchivePath(ref, p string, w io.Writer) error {
 		return err
 	}
 	return e.withRootfs(c, func(rootfs string) error {
-		hp, err := e.resolveInContainer(c, rootfs, p)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Lstat(hp); err != nil {
-			return NotFound("Could not find the file %s in container %s", p, ref)
-		}
+		root, rel := mountFor(c, rootfs, p)
 		name := filepath.Base(filepath.Clean("/" + p))
 		if name == "/" {
 			name = "."
 		}
-		return snapshot.ArchivePath(hp, w, name)
+		return snapshot.ArchivePathInRoot(root, rel, w, name)
 	})
 }
 
@@ -119,9 +112,10 @@ func (e *Engine) ExtractToContainer(ref, p string, r io.Reader) error {
 	ro := c.HostConfig.ReadonlyRootfs
 	c.mu.Unlock()
 	return e.withRootfs(c, func(rootfs string) error {
-		hp, err := e.resolveInContainer(c, rootfs, p)
+		root, rel := mountFor(c, rootfs, p)
+		hp, err := snapshot.ResolvePath(root, rel, true)
 		if err != nil {
-			return err
+			return NotFound("Could not find the file %s in container %s", p, ref)
 		}
 		fi, err := os.Stat(hp)
 		if err != nil {
@@ -130,10 +124,10 @@ func (e *Engine) ExtractToContainer(ref, p string, r io.Reader) error {
 		if !fi.IsDir() {
 			return Invalid("extraction point is not a directory")
 		}
-		if ro && strings.HasPrefix(hp, rootfs) {
+		if ro && root == rootfs {
 			return Forbidden("container rootfs is marked read-only")
 		}
-		return snapshot.ExtractTar(r, hp, snapshot.ExtractOptions{})
+		return snapshot.ExtractTar(r, hp, snapshot.ExtractOptions{Root: root})
 	})
 }
 

@@ -73,13 +73,16 @@ type Container struct {
 	HostnamePath string
 	ResolvPath   string
 
-	mu       sync.Mutex       `json:"-"`
+	mu       *sync.Mutex      `json:"-"`
 	task     runtime.Task     `json:"-"`
 	exited   chan struct{}    `json:"-"` // closed when the current run's main process has exited
 	removed  chan struct{}    `json:"-"` // closed when the container is removed
 	waitNext []chan int       `json:"-"`
 	execs    map[string]*Exec `json:"-"`
 	stopping bool             `json:"-"`
+	// startDone is closed when the pending start attempt ends (then replaced); attachers wait on it.
+	startDone     chan struct{} `json:"-"`
+	pendingAttach int           `json:"-"`
 }
 
 // ShortID is the 12-hex form Docker prints.

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -126,7 +127,7 @@ func (e *Engine) Create(ctx context.Context, opts CreateOptions) (*Container, []
 		Dir: dir, LogPath: filepath.Join(dir, id+"-json.log"),
 		HostsPath: filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
 		ResolvPath: filepath.Join(dir, "resolv.conf"),
-		exited:     make(chan struct{}), removed: make(chan struct{}), execs: map[string]*Exec{},
+		exited:     make(chan struct{}), removed: make(chan struct{}), execs: map[string]*Exec{}, mu: &sync.Mutex{}, startDone: make(chan struct{}),
 	}
 	close(c.exited) // not running
 	if len(merged.Entrypoint) > 0 {

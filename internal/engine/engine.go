@@ -175,6 +175,8 @@ func (e *Engine) restore() error {
 	keepNet := map[string]bool{}
 	var restart []*Container
 	for _, c := range recs {
+		c.mu = &sync.Mutex{}
+		c.startDone = make(chan struct{})
 		c.exited = make(chan struct{})
 		c.removed = make(chan struct{})
 		c.execs = map[string]*Exec{}

@@ -34,31 +34,46 @@ type AttachOptions struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Logs           bool // replay what was logged so far
-	Stream         bool // then follow live output until the container's current (or next) run ends
-	// From, when set, is when the client asked to attach: output logged from then on is streamed even if
-	// the container started (and wrote) before this call got to read its log.
-	From time.Time
+	Stream         bool // then stream live output until the container's current (or next) run ends
+	// Ready is called once the attach is registered: a start after that misses no output.
+	Ready func()
 }
 
-// Attach connects to a container's streams. For a container not yet started, it waits for the start
-// (docker run attaches before it starts), so nothing the container writes is missed.
+// Attach connects to a container's streams. For a container not yet started it waits for the start
+// (docker run attaches first), and the shim holds the output until this attach reads it, so nothing
+// the container writes is missed, including a prompt with no newline.
 func (e *Engine) Attach(ctx context.Context, ref string, opts AttachOptions) error {
 	c, err := e.Container(ref)
 	if err != nil {
 		return err
 	}
-	write := func(stream string, _ time.Time, line []byte) error {
-		w := opts.Stdout
-		if stream == "stderr" {
-			w = opts.Stderr
+	ready := func() {
+		if opts.Ready != nil {
+			opts.Ready()
+			opts.Ready = nil
 		}
-		if w == nil {
-			return nil
-		}
-		_, err := w.Write(line)
-		return err
 	}
+	defer ready()
+	c.mu.Lock()
+	task, started := c.task, c.startDone
+	tty, openStdin := c.Config.Tty, c.Config.OpenStdin
+	if task == nil && opts.Stream {
+		c.pendingAttach++
+	}
+	c.mu.Unlock()
+	ready()
 	if opts.Logs {
+		write := func(stream string, _ time.Time, line []byte) error {
+			w := opts.Stdout
+			if stream == "stderr" {
+				w = opts.Stderr
+			}
+			if w == nil {
+				return nil
+			}
+			_, err := w.Write(line)
+			return err
+		}
 		if err := logfile.Read(ctx, c.LogPath, logfile.ReadOptions{Tail: -1}, write); err != nil {
 			return err
 		}
@@ -66,53 +81,37 @@ func (e *Engine) Attach(ctx context.Context, ref string, opts AttachOptions) err
 	if !opts.Stream {
 		return nil
 	}
-	c.mu.Lock()
-	var done <-chan struct{}
-	if c.Running() {
-		done = c.exited
-	} else {
-		ch := make(chan int, 1)
-		c.waitNext = append(c.waitNext, ch)
-		d := make(chan struct{})
-		go func() {
-			select {
-			case <-ch:
-			case <-ctx.Done():
-			}
-			close(d)
-		}()
-		done = d
-	}
-	stdinWanted := opts.Stdin != nil && c.Config.OpenStdin
-	c.mu.Unlock()
-	if stdinWanted {
-		go e.feedStdin(ctx, c, done, opts.Stdin)
-	}
-	ro := logfile.ReadOptions{Follow: true, Tail: 0, Done: done}
-	if !opts.From.IsZero() {
-		ro.Tail, ro.Since = -1, opts.From
-	}
-	return logfile.Read(ctx, c.LogPath, ro, write)
-}
-
-// feedStdin waits for the container's task and forwards stdin to it.
-func (e *Engine) feedStdin(ctx context.Context, c *Container, done <-chan struct{}, stdin io.Reader) {
-	for {
-		c.mu.Lock()
-		task := c.task
-		c.mu.Unlock()
-		if task != nil {
-			task.Attach(ctx, stdin, nil, nil)
-			return
-		}
+	if task == nil {
 		select {
-		case <-done:
-			return
+		case <-started:
 		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Millisecond):
+			c.mu.Lock()
+			c.pendingAttach--
+			c.mu.Unlock()
+			return ctx.Err()
+		}
+		c.mu.Lock()
+		task = c.task
+		c.mu.Unlock()
+		if task == nil {
+			return nil // the start failed: the client hears it from its start call
 		}
 	}
+	stdin := opts.Stdin
+	if !openStdin {
+		stdin = nil
+	}
+	stdout, stderr := opts.Stdout, opts.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if tty {
+		stderr = stdout
+	}
+	return task.Attach(ctx, stdin, stdout, stderr)
 }
 
 // Resize sets the tty size of a running container.

@@ -27,18 +27,34 @@ func (e *Engine) Start(ctx context.Context, ref string) error {
 		return err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.State.Status == StateRemoving {
+		c.mu.Unlock()
 		return Conflict("container is marked for removal and cannot be started")
 	}
 	if c.Running() {
+		c.mu.Unlock()
 		return NotModified("container already started")
 	}
-	return e.startLocked(ctx, c)
+	err = e.startLocked(ctx, c)
+	autoRemove := c.HostConfig.AutoRemove
+	c.mu.Unlock()
+	if err != nil && autoRemove {
+		// As dockerd: a --rm container that cannot start is removed (the CLI waits for that).
+		if rerr := e.Remove(c.ID, RemoveOptions{Force: true, Volumes: true}); rerr != nil {
+			e.log.Warn("auto-remove after failed start", "id", c.ShortID(), "err", rerr)
+		}
+	}
+	return err
 }
 
-// startLocked starts c; c.mu is held.
+// startLocked starts c; c.mu is held. Attachers waiting for this start are released either way.
 func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
+	defer func() {
+		close(c.startDone)
+		c.startDone = make(chan struct{})
+		c.pendingAttach = 0
+	}()
+	t0 := time.Now()
 	img, ierr := e.Images.Resolve(c.ImageID)
 	if ierr != nil {
 		return NotFound("No such image: %s", c.ImageRef)
@@ -64,10 +80,12 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 	if err != nil {
 		return err
 	}
+	tMount := time.Since(t0)
 	att, err = e.net.Attach(req)
 	if err != nil {
 		return err
 	}
+	tNet := time.Since(t0)
 	if err := e.writeEtcFiles(c, att); err != nil {
 		return err
 	}
@@ -77,7 +95,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin, ReadonlyRootfs: c.HostConfig.ReadonlyRootfs,
 		Memory: c.HostConfig.Memory, NanoCPUs: c.HostConfig.NanoCPUs, CPUShares: c.HostConfig.CPUShares,
 		NetNS: att.NetNSPath, CapAdd: c.HostConfig.CapAdd, CapDrop: c.HostConfig.CapDrop,
-		Privileged: c.HostConfig.Privileged, LogPath: c.LogPath,
+		Privileged: c.HostConfig.Privileged, LogPath: c.LogPath, AttachOnStart: c.pendingAttach > 0,
 	}
 	if c.HostConfig.PidsLimit != nil {
 		spec.PidsLimit = *c.HostConfig.PidsLimit
@@ -115,6 +133,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 		}
 		return err
 	}
+	e.log.Debug("started", "id", c.ShortID(), "mount", tMount, "network", tNet-tMount, "runtime", time.Since(t0)-tNet)
 	c.task = task
 	c.Net = &NetworkState{Network: att.Network, NetNSPath: att.NetNSPath, PrefixLen: att.PrefixLen, MAC: att.MAC, Ports: network.PortMap{}}
 	if att.IP != nil {

@@ -29,7 +29,8 @@ type Options struct {
 	// NetNSDir is where per-container network namespaces are bind-mounted (default "/run/wharf/netns").
 	// It must be used by this Manager only.
 	NetNSDir string
-	// TableName is Wharf's own nftables table (family ip; default "wharf").
+	// TableName is Wharf's own nftables table (family ip). Default "wharf" for the default bridge,
+	// "wharf_<bridge>" otherwise.
 	TableName string
 }
 
@@ -51,11 +52,18 @@ func (o *Options) setDefaults() error {
 	if len(o.BridgeName) > 15 || strings.ContainsAny(o.BridgeName, "/ ") {
 		return fmt.Errorf("network: invalid bridge name %q", o.BridgeName)
 	}
+	if o.BridgeName == "docker0" {
+		return errors.New("network: docker0 belongs to Docker; use another bridge name")
+	}
 	if o.NetNSDir == "" {
 		o.NetNSDir = defaultNetNSDir
 	}
 	if o.TableName == "" {
+		// One table per bridge, so that two Managers (e.g. a test and a daemon) never share base chains.
 		o.TableName = defaultTable
+		if o.BridgeName != defaultBridge {
+			o.TableName = defaultTable + "_" + o.BridgeName
+		}
 	}
 	return nil
 }
@@ -71,6 +79,12 @@ type Manager struct {
 	broken map[string]bool        // endpoint records that could not be read (cleaned by Reconcile)
 	holds  map[string][]*portHold // published ports held open, by container ID
 	closed bool
+
+	// Deleting a veth costs ~20 ms in the kernel (unregister waits for RCU): Detach takes the link down and
+	// leaves the deletion to a goroutine. pending tracks them by name (own lock: the goroutines never take mu).
+	pmu     sync.Mutex
+	pending map[string]chan struct{}
+	pwg     sync.WaitGroup
 }
 
 var _ API = (*Manager)(nil)
@@ -96,7 +110,8 @@ func New(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(opts.NetNSDir, 0o755); err != nil {
 		return nil, err
 	}
-	m := &Manager{opts: opts, eps: map[string]*endpoint{}, broken: map[string]bool{}, holds: map[string][]*portHold{}}
+	m := &Manager{opts: opts, eps: map[string]*endpoint{}, broken: map[string]bool{}, holds: map[string][]*portHold{},
+		pending: map[string]chan struct{}{}}
 	statePath := filepath.Join(opts.StateDir, "network.json")
 	if data, err := os.ReadFile(statePath); err == nil {
 		if err := json.Unmarshal(data, &m.st); err != nil {
@@ -293,6 +308,9 @@ func setSysctl(path, val string) error {
 }
 
 func (m *Manager) ensureFirewall() error {
+	if err := dropStaleTables(m.fw.conn, m.opts.BridgeName, m.opts.TableName); err != nil {
+		return err
+	}
 	if err := m.fw.ensureBase(); err != nil {
 		return err
 	}
@@ -304,6 +322,9 @@ func normalizeNetwork(n string) (string, error) {
 	case "", "default", "bridge":
 		return "bridge", nil
 	case "host", "none":
+		return n, nil
+	}
+	if target, ok := strings.CutPrefix(n, "container:"); ok && checkID(target) == nil {
 		return n, nil
 	}
 	return "", fmt.Errorf("network %s not found", n)
@@ -332,37 +353,71 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 		return nil, fmt.Errorf("endpoint with name %s already exists in network %s", id, n)
 	}
 
-	var undo []func()
+	m.waitVeth(hostVethName(id)) // e.g. a restart: Detach then Attach of the same container
+
+	var (
+		undo     []func()
+		saveDone chan error
+	)
+	ep := &endpoint{ContainerID: id, Network: netName}
+	// The record is written (fsync'd) while the kernel objects are being made; it must be on disk before
+	// Attach returns. A crash before that leaves objects without a record: Reconcile's scan (links on the
+	// bridge, files in NetNSDir, rules tagged with the ID) removes those too.
+	startSave := func() {
+		saveDone = make(chan error, 1)
+		go func(ep endpoint) { saveDone <- m.saveEndpoint(&ep) }(*ep)
+		undo = append(undo, func() { m.removeEndpointFile(id) })
+	}
+	finishSave := func() error {
+		if saveDone == nil {
+			return nil
+		}
+		err := <-saveDone
+		saveDone = nil
+		if err != nil {
+			return fmt.Errorf("saving network endpoint: %w", err)
+		}
+		return nil
+	}
 	defer func() {
 		if err != nil {
+			finishSave()
 			for i := len(undo) - 1; i >= 0; i-- {
 				undo[i]()
 			}
 		}
 	}()
-	ep := &endpoint{ContainerID: id, Network: netName}
-	save := func() error {
-		if err := m.saveEndpoint(ep); err != nil {
-			return fmt.Errorf("saving network endpoint: %w", err)
-		}
-		undo = append(undo, func() { m.removeEndpointFile(id) })
-		return nil
-	}
 
 	switch netName {
+	case "bridge":
+	default: // "container:<id>": join another container's namespace; nothing of its own to create
+		target := strings.TrimPrefix(netName, "container:")
+		tep := m.eps[target]
+		if tep == nil || target == id {
+			return nil, fmt.Errorf("cannot join network of a non running container: %s", target)
+		}
+		if strings.HasPrefix(tep.Network, "container:") {
+			return nil, fmt.Errorf("cannot join network of a container that shares another container's network: %s", target)
+		}
+		ep.NetNSPath = tep.NetNSPath
+		startSave()
+		if err := finishSave(); err != nil {
+			return nil, err
+		}
+		m.eps[id] = ep
+		return &Attachment{Network: netName, NetNSPath: ep.NetNSPath}, nil
 	case "host":
 		// Like Docker: published ports are discarded in host mode.
 		ep.NetNSPath = "host"
-		if err := save(); err != nil {
+		startSave()
+		if err := finishSave(); err != nil {
 			return nil, err
 		}
 		m.eps[id] = ep
 		return &Attachment{Network: "host", NetNSPath: "host"}, nil
 	case "none":
 		ep.NetNSPath = filepath.Join(m.opts.NetNSDir, id)
-		if err := save(); err != nil {
-			return nil, err
-		}
+		startSave()
 		t, err := newNSThread(ep.NetNSPath, true)
 		if err != nil {
 			return nil, err
@@ -371,6 +426,9 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 		err = t.do(loUp)
 		t.close()
 		if err != nil {
+			return nil, err
+		}
+		if err := finishSave(); err != nil {
 			return nil, err
 		}
 		m.eps[id] = ep
@@ -410,9 +468,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	ep.Gateway = m.ipam.gateway.String()
 	ep.MAC = macFromIP(ip).String()
 	ep.Ports = resolved
-	if err := save(); err != nil {
-		return nil, err
-	}
+	startSave()
 
 	t, err := newNSThread(ep.NetNSPath, true)
 	if err != nil {
@@ -425,6 +481,12 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	}
 	if err := m.fw.addPorts(id, ip, resolved); err != nil {
 		return nil, driverFailed(id, err, "%v", err)
+	}
+	if len(resolved) > 0 {
+		undo = append(undo, func() { m.fw.delPorts(id) })
+	}
+	if err := finishSave(); err != nil {
+		return nil, err
 	}
 	m.eps[id] = ep
 	m.holds[id] = holds
@@ -482,6 +544,10 @@ func (m *Manager) setupVeth(t *nsThread, ep *endpoint, undo *[]func()) error {
 		return fmt.Errorf("creating veth pair %s: %w", ep.HostVeth, err)
 	}
 	*undo = append(*undo, func() { delLinkByName(ep.HostVeth) })
+	// IPv4 only: no link-local IPv6 address (nor RS/MLD chatter) on the host side; bridging is unaffected.
+	if err := setSysctl("/proc/sys/net/ipv6/conf/"+ep.HostVeth+"/disable_ipv6", "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
 	// Hairpin: with br_netfilter, a container reaching its own published port through the host is DNATed
 	// at bridge level and must be sent back out of the port it came in on.
 	if err := netlink.LinkSetHairpin(veth, true); err != nil {
@@ -578,6 +644,8 @@ func (m *Manager) detachLocked(id string) error {
 }
 
 // delOwnVeth deletes a veth only if it is a port of our bridge (never someone else's link of that name).
+// The link is taken down at once (the bridge stops forwarding to it, so its address can be reused), and
+// deleted in the background; waitVeth/waitAllVeths wait for that.
 func (m *Manager) delOwnVeth(name string) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -591,11 +659,46 @@ func (m *Manager) delOwnVeth(name string) error {
 	if err != nil || l.Attrs().MasterIndex != br.Attrs().Index || l.Type() != "veth" {
 		return nil
 	}
-	if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := netlink.LinkSetDown(l); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return nil
+		}
 		return fmt.Errorf("removing %s: %w", name, err)
 	}
+	m.delLinkAsync(l)
 	return nil
 }
+
+func (m *Manager) delLinkAsync(l netlink.Link) {
+	name := l.Attrs().Name
+	done := make(chan struct{})
+	m.pmu.Lock()
+	m.pending[name] = done
+	m.pmu.Unlock()
+	m.pwg.Add(1)
+	go func() {
+		defer m.pwg.Done()
+		netlink.LinkDel(l) // ENODEV: the namespace's teardown took it first
+		m.pmu.Lock()
+		if m.pending[name] == done {
+			delete(m.pending, name)
+		}
+		m.pmu.Unlock()
+		close(done)
+	}()
+}
+
+// waitVeth waits until a background deletion of the named link (if any) is finished.
+func (m *Manager) waitVeth(name string) {
+	m.pmu.Lock()
+	ch := m.pending[name]
+	m.pmu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+func (m *Manager) waitAllVeths() { m.pwg.Wait() }
 
 // Reconcile, after a restart, keeps the listed containers' networks (re-creating missing rules, ports held,
 // and the veth if it vanished while the namespace survived) and removes everything else Wharf made on
@@ -636,6 +739,7 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 			ownNS[filepath.Base(ep.NetNSPath)] = true
 		}
 	}
+	m.waitAllVeths()
 	if br, err := netlink.LinkByName(m.opts.BridgeName); err == nil {
 		links, err := netlink.LinkList()
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
@@ -694,7 +798,21 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 
 // repairVeth re-creates a kept endpoint's veth pair if it is gone but its namespace is still there.
 func (m *Manager) repairVeth(ep *endpoint) error {
-	if _, err := netlink.LinkByName(ep.HostVeth); err == nil {
+	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		// Still there; if the bridge was re-created, plug it back in.
+		br, err := netlink.LinkByName(m.opts.BridgeName)
+		if err != nil {
+			return err
+		}
+		if l.Attrs().MasterIndex != br.Attrs().Index {
+			if err := netlink.LinkSetMaster(l, br); err != nil {
+				return fmt.Errorf("re-attaching %s to %s: %w", ep.HostVeth, m.opts.BridgeName, err)
+			}
+			netlink.LinkSetHairpin(l, true)
+		}
+		if l.Attrs().Flags&net.FlagUp == 0 {
+			return netlink.LinkSetUp(l)
+		}
 		return nil
 	}
 	if _, err := os.Stat(ep.NetNSPath); err != nil {
@@ -741,6 +859,7 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.waitAllVeths()
 	for _, hs := range m.holds {
 		closeHolds(hs)
 	}
@@ -771,6 +890,9 @@ func Cleanup(opts Options) error {
 			}
 		}
 	} else {
+		errs = append(errs, err)
+	}
+	if err := dropStaleTables(fw.conn, opts.BridgeName, opts.TableName); err != nil {
 		errs = append(errs, err)
 	}
 	if err := removeUserRules(fw.conn, opts.BridgeName); err != nil {

@@ -20,7 +20,7 @@ type PortBinding struct {
 // AttachRequest asks for a container's network.
 type AttachRequest struct {
 	ContainerID string
-	Network     string // "bridge" (also "default", ""), "host", "none"
+	Network     string // "bridge" (also "default", ""), "host", "none", "container:<full id>"
 	Ports       []PortBinding
 	IP          net.IP // requested address or nil
 }

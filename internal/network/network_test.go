@@ -420,8 +420,11 @@ type snapshot struct {
 
 func (s snapshot) scoped() snapshot { s.AllLinks, s.AllAddrs = 0, 0; return s }
 
-func takeSnapshot(t testing.TB, opts Options) snapshot {
+func takeSnapshot(t testing.TB, m *Manager, opts Options) snapshot {
 	t.Helper()
+	if m != nil {
+		m.waitAllVeths() // Detach deletes veths in the background
+	}
 	var s snapshot
 	conn, err := nftables.New()
 	if err != nil {
@@ -496,7 +499,7 @@ func TestPortConflictsLeaveNothingBehind(t *testing.T) {
 	m, opts := newTestManager(t)
 	a := attach(t, m, "eeeeeeeeeeee5555", PortBinding{ContainerPort: 80})
 	p := a.Ports[0].HostPort
-	before := takeSnapshot(t, opts)
+	before := takeSnapshot(t, m, opts)
 
 	// Held by Wharf: Docker's wording.
 	_, err := m.Attach(AttachRequest{ContainerID: "ffffffffffff6666", Ports: []PortBinding{
@@ -506,7 +509,7 @@ func TestPortConflictsLeaveNothingBehind(t *testing.T) {
 		!strings.HasPrefix(err.Error(), "driver failed programming external connectivity on endpoint ffffffffffff (ffffffffffff6666): ") {
 		t.Fatalf("got %v, want ...%s", err, want)
 	}
-	requireSame(t, "after refused attach (wharf-held)", takeSnapshot(t, opts), before)
+	requireSame(t, "after refused attach (wharf-held)", takeSnapshot(t, m, opts), before)
 	// 127.0.0.1:p conflicts with 0.0.0.0:p too.
 	if _, err := m.Attach(AttachRequest{ContainerID: "ffffffffffff6666", Ports: []PortBinding{{HostIP: "127.0.0.1", HostPort: p, ContainerPort: 80}}}); !errors.Is(err, ErrPortAllocated) {
 		t.Fatalf("127.0.0.1:%d: got %v", p, err)
@@ -537,7 +540,7 @@ func TestPortConflictsLeaveNothingBehind(t *testing.T) {
 		t.Fatalf("got %v, want ...%s", err, want)
 	}
 	t.Logf("error text: %v", err)
-	requireSame(t, "after refused attach (other process)", takeSnapshot(t, opts), before)
+	requireSame(t, "after refused attach (other process)", takeSnapshot(t, m, opts), before)
 
 	// Other failures are undone as well: an address already leased.
 	if _, err := m.Attach(AttachRequest{ContainerID: "ffffffffffff6666", IP: a.IP}); err == nil || err.Error() != "Address already in use" {
@@ -552,20 +555,20 @@ func TestPortConflictsLeaveNothingBehind(t *testing.T) {
 	if err := netlink.LinkAdd(&netlink.Bridge{LinkAttrs: la}); err != nil {
 		t.Fatal(err)
 	}
-	withDummy := takeSnapshot(t, opts)
+	withDummy := takeSnapshot(t, m, opts)
 	if _, err := m.Attach(AttachRequest{ContainerID: "ffffffffffff6666", Ports: []PortBinding{{ContainerPort: 80}}}); err == nil {
 		t.Fatalf("attach over an existing link name succeeded")
 	} else {
 		t.Logf("late failure: %v", err)
 	}
-	requireSame(t, "after late failure", takeSnapshot(t, opts), withDummy)
+	requireSame(t, "after late failure", takeSnapshot(t, m, opts), withDummy)
 	delLinkByName(la.Name)
-	requireSame(t, "end", takeSnapshot(t, opts), before)
+	requireSame(t, "end", takeSnapshot(t, m, opts), before)
 }
 
 func TestNoLeaksAndReconcile(t *testing.T) {
 	m, opts := newTestManager(t)
-	empty := takeSnapshot(t, opts)
+	empty := takeSnapshot(t, m, opts)
 	ids := []string{"111111111111aaaa", "222222222222bbbb", "333333333333cccc"}
 	ports := func() []PortBinding {
 		return []PortBinding{{ContainerPort: 80}, {ContainerPort: 53, Proto: "udp"}}
@@ -579,7 +582,7 @@ func TestNoLeaksAndReconcile(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		requireSame(t, fmt.Sprintf("attach+detach round %d", round), takeSnapshot(t, opts), empty)
+		requireSame(t, fmt.Sprintf("attach+detach round %d", round), takeSnapshot(t, m, opts), empty)
 	}
 	if err := m.Detach(ids[0]); err != nil { // idempotent
 		t.Fatal(err)
@@ -588,7 +591,7 @@ func TestNoLeaksAndReconcile(t *testing.T) {
 	// Baseline with only the survivor.
 	keep := attach(t, m, ids[0], ports()...)
 	serveTCP(t, keep.NetNSPath, ":80", "keep")
-	one := takeSnapshot(t, opts)
+	one := takeSnapshot(t, m, opts)
 	attach(t, m, ids[1], ports()...)
 	attach(t, m, ids[2], ports()...)
 	if _, err := m.Attach(AttachRequest{ContainerID: "444444444444none", Network: "none"}); err != nil {
@@ -629,7 +632,7 @@ func TestNoLeaksAndReconcile(t *testing.T) {
 		if err := m2.Reconcile(map[string]bool{ids[0]: true}); err != nil {
 			t.Fatalf("Reconcile: %v", err)
 		}
-		requireSame(t, fmt.Sprintf("after crash + Reconcile #%d", i+1), takeSnapshot(t, opts), one)
+		requireSame(t, fmt.Sprintf("after crash + Reconcile #%d", i+1), takeSnapshot(t, m2, opts), one)
 	}
 	// The survivor still works through its published port, and its host port is held again.
 	p := strconv.Itoa(int(keep.Ports[0].HostPort))
@@ -657,14 +660,25 @@ func TestNoLeaksAndReconcile(t *testing.T) {
 	if err := m2.Reconcile(map[string]bool{ids[0]: true}); err != nil {
 		t.Fatal(err)
 	}
-	requireSame(t, "after veth repair", takeSnapshot(t, opts), one)
+	requireSame(t, "after veth repair", takeSnapshot(t, m2, opts), one)
 	if got, err := fetch(t, "", "127.0.0.1:"+p); err != nil || !strings.HasPrefix(got, "keep ") {
 		t.Fatalf("survivor after veth repair: %q, %v", got, err)
+	}
+	// The bridge itself is deleted (its ports survive, unplugged): Reconcile re-creates and re-plugs.
+	if err := delLinkByName(opts.BridgeName); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Reconcile(map[string]bool{ids[0]: true}); err != nil {
+		t.Fatal(err)
+	}
+	requireSame(t, "after bridge re-creation", takeSnapshot(t, m2, opts), one)
+	if got, err := fetch(t, "", "127.0.0.1:"+p); err != nil || !strings.HasPrefix(got, "keep ") {
+		t.Fatalf("survivor after bridge re-creation: %q, %v", got, err)
 	}
 	if err := m2.Reconcile(nil); err != nil {
 		t.Fatal(err)
 	}
-	requireSame(t, "after Reconcile(nil)", takeSnapshot(t, opts), empty)
+	requireSame(t, "after Reconcile(nil)", takeSnapshot(t, m2, opts), empty)
 }
 
 func TestNoneHostAndNetworks(t *testing.T) {
@@ -701,7 +715,23 @@ func TestNoneHostAndNetworks(t *testing.T) {
 	if _, err := m.Attach(AttachRequest{ContainerID: "x1", Network: "mynet"}); err == nil || err.Error() != "network mynet not found" {
 		t.Fatalf("unknown network: %v", err)
 	}
-	for _, id := range []string{"host1", "none1"} {
+	// --network container:<id> joins the other container's namespace.
+	tgt := attach(t, m, "tgt100000000")
+	j, err := m.Attach(AttachRequest{ContainerID: "join1", Network: "container:tgt100000000", Ports: []PortBinding{{ContainerPort: 80}}})
+	if err != nil || j.NetNSPath != tgt.NetNSPath {
+		t.Fatalf("container: %+v %v", j, err)
+	}
+	if _, err := m.Attach(AttachRequest{ContainerID: "join2", Network: "container:nope"}); err == nil ||
+		err.Error() != "cannot join network of a non running container: nope" {
+		t.Fatalf("container:nope: %v", err)
+	}
+	if err := m.Detach("join1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tgt.NetNSPath); err != nil {
+		t.Fatalf("joiner's Detach removed the target's namespace: %v", err)
+	}
+	for _, id := range []string{"host1", "none1", "tgt100000000"} {
 		if err := m.Detach(id); err != nil {
 			t.Fatal(err)
 		}
@@ -775,5 +805,187 @@ func TestIPAM(t *testing.T) {
 	}
 	if macFromIP(netip.MustParseAddr("172.17.0.2")).String() != "02:42:ac:11:00:02" {
 		t.Fatal("mac")
+	}
+}
+
+// With Docker's iptables FORWARD policy DROP, our own accepts are not enough: the DOCKER-USER rules are
+// what lets published traffic into the bridge. Removing only them breaks it; Reconcile puts them back.
+func TestIptablesForwardDropNeedsUserRules(t *testing.T) {
+	m, opts := newTestManager(t)
+	conn, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := iptablesAcceptChain(conn); err != nil || c == nil {
+		t.Skipf("no iptables filter chain with a DROP FORWARD policy here (%v)", err)
+	} else {
+		t.Logf("accept rules live in table ip filter chain %s", c.Name)
+	}
+	ext := outside(t)
+	c := attach(t, m, "gggggggggggg7777", PortBinding{ContainerPort: 80})
+	serveTCP(t, c.NetNSPath, ":80", "g")
+	addr := extHostIP + ":" + hostPort(c, 0)
+	if _, err := fetch(t, ext, addr); err != nil {
+		t.Fatalf("outside → published port: %v", err)
+	}
+	want := takeSnapshot(t, m, opts)
+	if err := removeUserRules(conn, opts.BridgeName); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fetchQuick(t, ext, addr); err == nil {
+		t.Fatalf("reachable without the DOCKER-USER rules (%q): the test does not exercise the DROP policy", got)
+	}
+	if err := m.Reconcile(map[string]bool{"gggggggggggg7777": true}); err != nil {
+		t.Fatal(err)
+	}
+	requireSame(t, "after Reconcile", takeSnapshot(t, m, opts), want)
+	if _, err := fetch(t, ext, addr); err != nil {
+		t.Fatalf("outside → published port after Reconcile: %v", err)
+	}
+}
+
+// route_localnet=1 on the bridge (needed for 127.0.0.1 DNAT) must not let a container reach services the
+// host binds on 127.0.0.1: the guard rule drops packets from the bridge to 127.0.0.0/8.
+func TestContainerCannotReachHostLoopback(t *testing.T) {
+	m, _ := newTestManager(t)
+	c := attach(t, m, "hhhhhhhhhhhh8888")
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "host-loopback %s\n", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	// Make the container send 127.0.0.1 traffic to the gateway: drop its own loopback address and route
+	// 127.0.0.0/8 via eth0.
+	err = inNS(t, c.NetNSPath, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrDel(lo, &netlink.Addr{IPNet: mustCIDR("127.0.0.1/8")}); err != nil {
+			return err
+		}
+		for _, f := range []string{"all", "eth0"} {
+			if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+f+"/route_localnet", []byte("1"), 0o644); err != nil {
+				return err
+			}
+		}
+		eth, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Dst: mustCIDR("127.0.0.0/8"), Gw: net.ParseIP("10.213.77.1")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if got, err := fetchQuick(t, c.NetNSPath, addr); err == nil {
+		t.Fatalf("container reached the host's %s: %q", addr, got)
+	}
+	// Control: without the guard rule the same attempt succeeds, so the check above means something.
+	rules, err := m.fw.conn.GetRules(m.fw.table, m.fw.chain(chainGuard))
+	if err != nil || len(rules) != 1 {
+		t.Fatalf("guard rules: %d %v", len(rules), err)
+	}
+	if err := m.fw.delRules(rules); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fetchQuick(t, c.NetNSPath, addr); err != nil {
+		t.Logf("control without guard also failed (%v): kernel blocks it anyway here", err)
+	} else {
+		t.Logf("control without guard: %q (so the guard is what blocks it)", got)
+	}
+	if err := m.Reconcile(map[string]bool{"hhhhhhhhhhhh8888": true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fetchQuick(t, c.NetNSPath, addr); err == nil {
+		t.Fatalf("guard not restored by Reconcile: %q", got)
+	}
+}
+
+func TestConcurrentAttachDetach(t *testing.T) {
+	m, opts := newTestManager(t)
+	empty := takeSnapshot(t, m, opts)
+	errc := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			for i := 0; i < 5; i++ {
+				id := fmt.Sprintf("%d%dconc00000000", g, i)
+				a, err := m.Attach(AttachRequest{ContainerID: id, Ports: []PortBinding{{ContainerPort: 80}}})
+				if err != nil {
+					errc <- err
+					return
+				}
+				if err := m.Detach(id); err != nil {
+					errc <- err
+					return
+				}
+				_ = a
+			}
+			errc <- nil
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+	requireSame(t, "after concurrent attach/detach", takeSnapshot(t, m, opts), empty)
+}
+
+func TestCheckID(t *testing.T) {
+	for id, ok := range map[string]bool{"abc": true, "a_b.c-d": true, strings.Repeat("f", 64): true, "": false,
+		"-a": false, "a/b": false, "../x": false, "a b": false, strings.Repeat("a", 129): false} {
+		if (checkID(id) == nil) != ok {
+			t.Errorf("checkID(%q): want ok=%v", id, ok)
+		}
+	}
+}
+
+// A table left for the same bridge under another name (e.g. by an older default) is removed by New.
+func TestStaleTableForSameBridgeRemoved(t *testing.T) {
+	requireRoot(t)
+	opts := testOptions(t)
+	opts.TableName = "wharf_whtest_a"
+	t.Cleanup(func() {
+		Cleanup(opts)
+		o := opts
+		o.TableName = "wharf_whtest_b"
+		Cleanup(o)
+	})
+	m, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	opts.TableName = "wharf_whtest_b"
+	m2, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	conn, _ := nftables.New()
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tb := range tables {
+		if strings.HasPrefix(tb.Name, "wharf_whtest") {
+			names = append(names, tb.Name)
+		}
+	}
+	if fmt.Sprint(names) != "[wharf_whtest_b]" {
+		t.Fatalf("tables: %v", names)
 	}
 }

@@ -499,3 +499,44 @@ func removeUserRules(conn *nftables.Conn, bridge string) error {
 	}
 	return conn.Flush()
 }
+
+// tablesServing lists Wharf tables (name starting with "wharf") whose base rules were written for the
+// bridge, other than except: e.g. one left by an earlier version under another table name.
+func tablesServing(conn *nftables.Conn, bridge, except string) ([]*nftables.Table, error) {
+	tables, err := conn.ListTablesOfFamily(nftables.TableFamilyIPv4)
+	if err != nil {
+		return nil, fmt.Errorf("listing nftables tables: %w", err)
+	}
+	var out []*nftables.Table
+	for _, t := range tables {
+		if t.Name == except || !strings.HasPrefix(t.Name, "wharf") {
+			continue
+		}
+		rules, err := conn.GetRules(t, &nftables.Chain{Name: chainForward, Table: t})
+		if err != nil {
+			continue // no such chain: not one of ours
+		}
+		for _, r := range rules {
+			if ruleTag(r) == tagPrefix+"base fwd-from "+bridge {
+				out = append(out, t)
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// dropStaleTables deletes other Wharf tables serving the bridge (two tables would NAT the same traffic).
+func dropStaleTables(conn *nftables.Conn, bridge, keep string) error {
+	stale, err := tablesServing(conn, bridge, keep)
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	for _, t := range stale {
+		conn.DelTable(t)
+	}
+	if err := conn.Flush(); err != nil {
+		return fmt.Errorf("removing stale nftables tables for %s: %w", bridge, err)
+	}
+	return nil
+}

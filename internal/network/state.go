@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 )
 
@@ -32,10 +31,15 @@ type endpoint struct {
 	Ports       []PortBinding `json:"ports,omitempty"`
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
+// checkID accepts [A-Za-z0-9][A-Za-z0-9_.-]{0,127}: the ID names files and links.
 func checkID(id string) error {
-	if !validID.MatchString(id) {
+	ok := len(id) > 0 && len(id) <= 128
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		ok = alnum || (i > 0 && (c == '_' || c == '.' || c == '-'))
+	}
+	if !ok {
 		return fmt.Errorf("invalid container ID %q", id)
 	}
 	return nil
@@ -102,13 +106,11 @@ func (m *Manager) saveEndpoint(ep *endpoint) error {
 	return writeJSON(m.endpointPath(ep.ContainerID), ep)
 }
 
+// removeEndpointFile deletes a record. No fsync of the folder: a record that reappears after a crash
+// belongs to no kept container and Reconcile removes it again.
 func (m *Manager) removeEndpointFile(id string) error {
-	err := os.Remove(m.endpointPath(id))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(m.endpointPath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
-	}
-	if err == nil {
-		return syncDir(m.endpointsDir())
 	}
 	return nil
 }

@@ -33,6 +33,10 @@ type Spec struct {
 	Hostname string
 	Tty      bool
 	Stdin    bool // keep stdin open (docker -i)
+	// AttachOnStart (docker run without -d): the shim does not read the container's output until the
+	// first Attach (or 5 s), so an Attach made right after Start misses nothing. The output waits in
+	// the kernel's pipe (or pty) buffer meanwhile; the log gets it too once reading begins.
+	AttachOnStart bool
 
 	Mounts         []Mount
 	ReadonlyRootfs bool

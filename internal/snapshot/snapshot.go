@@ -2,7 +2,8 @@
 // into <root>/layers/<chainID> (safely: no path may escape the layer), mounts
 // a container's rootfs as overlayfs over those read-only layers, turns an
 // upper directory back into a layer tar (whiteouts included), and provides the
-// safe tar extraction used by `docker cp`.
+// safe tar extraction and archiving used by `docker cp` (ExtractTar, ArchivePath,
+// ArchivePathInRoot, ResolvePath).
 package snapshot
 
 import (

@@ -1,11 +1,13 @@
 package docker
 
 import (
+	"bufio"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"sort"
@@ -139,31 +141,74 @@ func (s *Server) containerAttach(r *request, id string) error {
 	if err != nil {
 		return err
 	}
-	from := time.Now()
 	tty := c.Snapshot().Config.Tty
-	conn, brw, err := hijack(r, tty)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stdout, stderr := outputs(brw, tty, func() { brw.Flush() })
-	opts := engine.AttachOptions{Logs: r.bool("logs"), Stream: r.bool("stream"), From: from}
-	if r.bool("stdout") {
-		opts.Stdout = stdout
+	var conn net.Conn
+	var brw *bufio.ReadWriter
+	var stdout, stderr io.Writer
+	var hijackErr error
+	opts := engine.AttachOptions{Logs: r.bool("logs"), Stream: r.bool("stream")}
+	wantStdin := r.bool("stdin")
+	// The 101 goes out only once the engine has registered this attach, so the start the client
+	// sends next cannot outrun it.
+	opts.Ready = func() {
+		conn, brw, hijackErr = hijack(r, tty)
+		if hijackErr != nil {
+			cancel()
+			return
+		}
+		stdout, stderr = outputs(brw, tty, func() { brw.Flush() })
+		if !wantStdin {
+			// Nothing is read from the client. EOF is its half-close (the CLI does that when it sends no
+			// stdin); any other read error means it went away.
+			go func() {
+				if _, err := io.Copy(io.Discard, conn); err != nil {
+					cancel()
+				}
+			}()
+		}
 	}
-	if r.bool("stderr") {
-		opts.Stderr = stderr
+	opts.Stdout = writerFunc(func(p []byte) (int, error) {
+		if r.bool("stdout") && stdout != nil {
+			return stdout.Write(p)
+		}
+		return len(p), nil
+	})
+	opts.Stderr = writerFunc(func(p []byte) (int, error) {
+		if r.bool("stderr") && stderr != nil {
+			return stderr.Write(p)
+		}
+		return len(p), nil
+	})
+	if wantStdin {
+		opts.Stdin = readerFunc(func(p []byte) (int, error) {
+			if brw == nil {
+				return 0, io.EOF
+			}
+			return brw.Read(p)
+		})
 	}
-	if r.bool("stdin") {
-		opts.Stdin = stdinReader{brw.Reader}
+	err = s.e.Attach(ctx, c.ID, opts)
+	if conn == nil {
+		if err != nil {
+			return err
+		}
+		return hijackErr
 	}
-	s.e.Attach(ctx, c.ID, opts)
 	brw.Flush()
 	closeWrite(conn)
+	conn.Close()
 	return errHandled
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 func (s *Server) containerLogs(r *request, id string) error {
 	c, err := s.e.Container(id)

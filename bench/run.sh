@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Wharf benchmarks, peers measured in the same run, results as ratios. Needs root and bin/wharf.
+#   bash bench/run.sh            (N=30 runs per case; N=… to change)
+# Prints: the median of `run --rm busybox true` for bin/wharf, the docker CLI against Wharf, bare crun (or runc)
+# on the same rootfs, podman and the real dockerd where present; the daemon's idle RSS and RSS per running container.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${N:-30}
+BIN=$PWD/bin/wharf
+[ -x "$BIN" ] || { echo "build first: make build" >&2; exit 1; }
+WORK=$(mktemp -d /tmp/wharf-bench-XXXXXX)
+SOCK=$WORK/wharf.sock
+HOST=unix://$SOCK
+cleanup() {
+  set +e
+  if [ -n "${DPID:-}" ]; then
+    ids=$("$BIN" -H "$HOST" ps -aq 2>/dev/null); [ -n "$ids" ] && "$BIN" -H "$HOST" rm -f $ids >/dev/null 2>&1
+    kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
+  fi
+  "$BIN" __cleanup --data-root "$WORK/data" --exec-root "$WORK/exec" --bridge-name whbench0 >/dev/null 2>&1
+  [ -n "${HUGETLB_MNT:-}" ] && umount "$HUGETLB_MNT" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now_ms() { date +%s%N; }
+# median_ms CMD... : runs CMD N times, prints the median wall time in ms (2 decimals)
+median_ms() {
+  local t=()
+  for _ in $(seq "$N"); do
+    local s e; s=$(now_ms); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; return 1; }; e=$(now_ms)
+    t+=($(( (e - s) / 1000 )))
+  done
+  printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f\n", m/1000}'
+}
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+"$BIN" daemon --data-root "$WORK/data" --exec-root "$WORK/exec" -H "$HOST" --bridge-name whbench0 --no-kube 2>"$WORK/daemon.log" &
+DPID=$!
+for _ in $(seq 300); do [ -S "$SOCK" ] && break; sleep 0.02; done
+DOCKER_HOST=$HOST WHARF_BIN=$BIN bash scripts/base-images.sh --only busybox >/dev/null
+
+declare -A R
+R[wharf_cli]=$(median_ms "$BIN" -H "$HOST" run --rm busybox true)
+if command -v docker >/dev/null; then
+  R[docker_cli_wharf]=$(median_ms env DOCKER_HOST="$HOST" docker run --rm busybox true)
+fi
+
+# Bare OCI runtime on the same rootfs: the floor.
+BUNDLE=$WORK/bundle; mkdir -p "$BUNDLE/rootfs"
+cid=$("$BIN" -H "$HOST" create busybox true)
+"$BIN" -H "$HOST" export "$cid" | tar -C "$BUNDLE/rootfs" -xf - 2>/dev/null || true
+"$BIN" -H "$HOST" rm "$cid" >/dev/null
+FLOOR=""
+for rt in crun runc; do
+  command -v $rt >/dev/null || continue
+  rm -f "$BUNDLE/config.json"
+  (cd "$BUNDLE" && $rt spec >/dev/null 2>&1 || true)
+  [ -f "$BUNDLE/config.json" ] || continue
+  python3 - "$BUNDLE/config.json" <<'PY'
+import json,sys
+p=sys.argv[1]; c=json.load(open(p))
+c["process"]["terminal"]=False; c["process"]["args"]=["true"]
+json.dump(c,open(p,"w"))
+PY
+  if [ $rt = crun ] && [ -f /sys/fs/cgroup/unified/cgroup.controllers ] && [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers)" ]; then
+    # crun refuses hybrid cgroups while a controller sits on the v2 mount; the runtime notes say to move hugetlb.
+    HUGETLB_MNT=$WORK/hugetlb; mkdir -p "$HUGETLB_MNT"; mount -t cgroup -o hugetlb cgroup "$HUGETLB_MNT" 2>/dev/null || HUGETLB_MNT=""
+  fi
+  if v=$(median_ms $rt run --bundle "$BUNDLE" "bench-$$"); then R[bare_$rt]=$v; FLOOR=${FLOOR:-bare_$rt}; fi
+  [ -n "${HUGETLB_MNT:-}" ] && { umount "$HUGETLB_MNT" 2>/dev/null; HUGETLB_MNT=""; }
+done
+if command -v podman >/dev/null; then
+  R[podman]=$(median_ms podman run --rm --network none busybox true || echo "")
+fi
+if command -v docker >/dev/null && docker -H unix:///var/run/docker.sock image inspect busybox >/dev/null 2>&1; then
+  R[real_dockerd]=$(median_ms docker -H unix:///var/run/docker.sock run --rm busybox true)
+fi
+
+echo "== run --rm busybox true: median of $N runs (ms), ratio to ${FLOOR:-none}"
+for k in wharf_cli docker_cli_wharf bare_crun bare_runc podman real_dockerd; do
+  [ -n "${R[$k]:-}" ] || continue
+  ratio=""
+  [ -n "$FLOOR" ] && ratio=$(awk -v a="${R[$k]}" -v b="${R[$FLOOR]}" 'BEGIN{printf "%.2fx", a/b}')
+  printf '%-18s %8s ms  %s\n' "$k" "${R[$k]}" "$ratio"
+done
+
+# Memory: the daemon idle, then per running container (daemon growth + the shim; the container's own processes excluded).
+sleep 1
+idle=$(rss_kb "$DPID")
+echo "== memory"
+echo "daemon idle RSS: $((idle / 1024)) MB ($idle kB)"
+M=${M:-10}
+for i in $(seq "$M"); do "$BIN" -H "$HOST" run -d --name "mem$i" busybox sleep 600 >/dev/null; done
+sleep 1
+after=$(rss_kb "$DPID")
+shims=0
+for p in /proc/[0-9]*; do
+  # shims of this benchmark's daemon only: their command line names its exec root
+  if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "__shim.*$WORK"; then
+    shims=$(( shims + $(rss_kb "${p#/proc/}" 2>/dev/null || echo 0) ))
+  fi
+done
+per=$(( ( (after - idle) + shims ) / M ))
+echo "daemon RSS with $M containers: $((after / 1024)) MB; shims total: $((shims / 1024)) MB"
+echo "per container beyond its own processes: $per kB"

@@ -1,0 +1,26 @@
+package main
+
+import (
+	"context"
+
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+)
+
+func (c *cli) newTagCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
+		Args:  exactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := c.client()
+			if err != nil {
+				return err
+			}
+			_, err = api.ImageTag(context.Background(), client.ImageTagOptions{Source: args[0], Target: args[1]})
+			return err
+		},
+	}
+	cmd.Flags().SetInterspersed(false)
+	return cmd
+}

@@ -1,0 +1,29 @@
+package runtime
+
+/*
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <sys/resource.h>
+
+// A shim lives as long as its container: it must not keep open what the
+// daemon happened to inherit without close-on-exec (a pipe of whoever
+// started the daemon, say). Before the Go runtime starts, close every
+// descriptor above the start-report pipe (3). Only when started as a shim.
+__attribute__((constructor)) static void wharf_shim_close_fds(void) {
+	const char *v = getenv("_WHARF_SHIM_CLOSE_FDS");
+	if (v == NULL || v[0] != '1') return;
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 4U, ~0U, 0U) == 0) return;
+#endif
+	long max = 1024;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 1048576) max = (long)rl.rlim_cur;
+	for (long fd = 4; fd < max; fd++) close((int)fd);
+}
+*/
+import "C"
+
+// shimCloseFdsEnv makes the shim close inherited descriptors before its Go runtime starts.
+const shimCloseFdsEnv = "_WHARF_SHIM_CLOSE_FDS=1"

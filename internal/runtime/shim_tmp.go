@@ -1,3 +1,0 @@
-package runtime
-
-func ShimMain(args []string) int { return 1 }
