@@ -48,6 +48,12 @@ func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
 // path relative to that root, following the container's mounts.
 func mountFor(c *Container, rootfs, p string) (root, rel string) {
 	p = filepath.Clean("/" + p)
+	// The files the engine writes for the container are bind-mounted over the rootfs's.
+	for dst, src := range map[string]string{"/etc/hostname": c.HostnamePath, "/etc/hosts": c.HostsPath, "/etc/resolv.conf": c.ResolvPath} {
+		if p == dst {
+			return filepath.Dir(src), "/" + filepath.Base(src)
+		}
+	}
 	root, rel = rootfs, p
 	best := ""
 	for _, m := range c.Mounts {

@@ -602,3 +602,27 @@ func matchContainer(c *engine.Container, f map[string][]string) bool {
 }
 
 var _ = io.EOF
+
+func (s *Server) commit(r *request) error {
+	var cfg *container.Config
+	if r.ContentLength != 0 {
+		cfg = &container.Config{}
+		if err := decodeJSON(r, cfg); err != nil {
+			return err
+		}
+		if cfg.Cmd == nil && cfg.Entrypoint == nil && cfg.Env == nil && cfg.Labels == nil {
+			cfg = nil
+		}
+	}
+	ref := r.query("repo")
+	if ref != "" && r.query("tag") != "" {
+		ref += ":" + r.query("tag")
+	}
+	pause := r.query("pause") == "" || r.bool("pause")
+	img, err := s.e.Commit(r.query("container"), engine.CommitOptions{Ref: ref, Comment: r.query("comment"), Author: r.query("author"),
+		Changes: r.URL.Query()["changes"], Config: cfg, Pause: pause})
+	if err != nil {
+		return err
+	}
+	return writeJSON(r.w, http.StatusCreated, map[string]string{"Id": img.ID.String()})
+}

@@ -165,7 +165,7 @@ func (s *Server) route(r *request) error {
 	case seg[0] == "networks":
 		return s.routeNetworks(r, seg[1:])
 	case p == "/commit" && m == http.MethodPost:
-		return engine.Invalid("commit is not supported yet")
+		return s.commit(r)
 	}
 	return &engine.Error{Kind: engine.KindNotFound, Msg: "page not found"}
 }
