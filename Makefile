@@ -6,13 +6,19 @@ BUILDTIME ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT) -X main.buildTime=$(BUILDTIME) \
              -linkmode external -extldflags "-static"
 TAGS      := netgo osusergo
+# The same tags for builds and tests, so both share one build cache.
+export GOFLAGS := -buildvcs=false -tags=netgo,osusergo
 # Tests that need the e2e daemon read this.
 export WHARF_BIN := $(CURDIR)/bin/wharf
 
 .PHONY: build test test-short bench images clean
 
+# The small re-exec target for containers is built first and embedded (internal/runtime/shimbin).
+SHIM := internal/runtime/shimbin/payload/wharf-shim
+
 build:
-	CGO_ENABLED=1 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/wharf ./cmd/wharf
+	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $(SHIM) ./internal/runtime/cmd/wharf-shim
+	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o bin/wharf ./cmd/wharf
 
 # The whole suite: unit tests, then e2e tests against a daemon the tests start (needs root).
 test: build
@@ -28,4 +34,4 @@ images:
 	bash scripts/base-images.sh
 
 clean:
-	rm -rf bin
+	rm -rf bin $(SHIM)

@@ -34,6 +34,8 @@ median_ms() {
   printf '%s\n' "${t[@]}" | sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.2f\n", m/1000}'
 }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# private memory of a process (its own cost; the binary's shared pages are not counted)
+anon_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 "$BIN" daemon --data-root "$WORK/data" --exec-root "$WORK/exec" -H "$HOST" --bridge-name whbench0 --no-kube 2>"$WORK/daemon.log" &
 DPID=$!
@@ -48,9 +50,8 @@ fi
 
 # Bare OCI runtime on the same rootfs: the floor.
 BUNDLE=$WORK/bundle; mkdir -p "$BUNDLE/rootfs"
-cid=$("$BIN" -H "$HOST" create busybox true)
-"$BIN" -H "$HOST" export "$cid" | tar -C "$BUNDLE/rootfs" -xf - 2>/dev/null || true
-"$BIN" -H "$HOST" rm "$cid" >/dev/null
+# the same rootfs the busybox image was made from (scripts/base-images.sh caches it)
+tar -C "$BUNDLE/rootfs" -xf "${WHARF_IMAGE_CACHE:-/var/cache/wharf/base-images}/busybox.tar"
 FLOOR=""
 for rt in crun runc; do
   command -v $rt >/dev/null || continue
@@ -98,9 +99,9 @@ shims=0
 for p in /proc/[0-9]*; do
   # shims of this benchmark's daemon only: their command line names its exec root
   if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "__shim.*$WORK"; then
-    shims=$(( shims + $(rss_kb "${p#/proc/}" 2>/dev/null || echo 0) ))
+    shims=$(( shims + $(anon_kb "${p#/proc/}") ))
   fi
 done
 per=$(( ( (after - idle) + shims ) / M ))
-echo "daemon RSS with $M containers: $((after / 1024)) MB; shims total: $((shims / 1024)) MB"
+echo "daemon RSS with $M containers: $((after / 1024)) MB; shims total private (RssAnon): $((shims / 1024)) MB"
 echo "per container beyond its own processes: $per kB"

@@ -15,6 +15,8 @@ import (
 
 	"github.com/wharfhq/wharf/internal/api/docker"
 	"github.com/wharfhq/wharf/internal/engine"
+	"github.com/wharfhq/wharf/internal/memtrim"
+	"github.com/wharfhq/wharf/internal/runtime/shimbin"
 )
 
 // daemonOptions are `wharf daemon`'s flags, named as dockerd's where dockerd has them.
@@ -70,6 +72,12 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		return err
 	}
 	bin, _ = filepath.EvalSymlinks(bin)
+	// Containers re-exec the small embedded shim when this build carries one (see package shimbin).
+	if shim, err := shimbin.Install(filepath.Join(o.execRoot, "bin")); err != nil {
+		log.Warn("could not install the embedded shim; containers re-exec the wharf binary", "err", err)
+	} else if shim != "" {
+		bin = shim
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -103,6 +111,12 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		defer stopKube()
 	}
 	log.Info("Wharf daemon started", "version", version, "data-root", o.dataRoot)
+	// Start-up left most of this large binary resident; an idle daemon needs little of it.
+	if n, err := memtrim.TrimExecutable(); err != nil {
+		log.Debug("trim executable pages", "err", err)
+	} else {
+		log.Debug("trimmed executable pages", "mapped-bytes", n)
+	}
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down; containers keep running")

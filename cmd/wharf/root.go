@@ -274,7 +274,8 @@ func (c *cli) newRootCommand() *cobra.Command {
 		c.newPullCommand(), c.newPushCommand(), c.newLoginCommand(), c.newLogoutCommand(),
 		c.newInspectCommand(), c.newVersionCommand(), c.newInfoCommand(), c.newEventsCommand(),
 		c.newContainerCommand(), c.newImageCommand(), c.newVolumeCommand(), c.newNetworkCommand(),
-		c.newSystemCommand(), newDaemonCommand())
+		c.newSystemCommand(), newDaemonCommand(), newKubeconfigCommand())
+	root.AddCommand(newRegistryCommand())
 	disableFlagsInUseLine(root)
 	return root
 }

@@ -40,7 +40,9 @@ type ContainerState struct {
 	HasBeenStarted bool
 }
 
-// NetworkState is the container's network while it runs.
+// NetworkState is the container's network while it runs. The top-level address fields describe the
+// primary network (HostConfig.NetworkMode); Networks (absent in records written before user networks
+// existed) lists every bridged network the container is attached to, by network name, primary included.
 type NetworkState struct {
 	Network   string
 	NetNSPath string
@@ -49,6 +51,20 @@ type NetworkState struct {
 	Gateway   string
 	MAC       string
 	Ports     network.PortMap
+	Networks  map[string]*EndpointState `json:",omitempty"`
+}
+
+// EndpointState is the container's interface on one network. The map holding it is replaced, never
+// modified in place, so that snapshots may share it.
+type EndpointState struct {
+	NetworkID string
+	IfName    string
+	IP        string
+	PrefixLen int
+	Gateway   string
+	MAC       string
+	Aliases   []string `json:",omitempty"`
+	DNS       string   `json:",omitempty"`
 }
 
 // Container is the engine's record of one container.
@@ -65,6 +81,9 @@ type Container struct {
 	State      ContainerState
 	Net        *NetworkState `json:",omitempty"`
 	Mounts     []container.MountPoint
+	// Endpoints is the requested per-network configuration (aliases, static address), by network name:
+	// the primary network (HostConfig.NetworkMode) and the networks connected at start.
+	Endpoints map[string]*network.EndpointSettings `json:",omitempty"`
 
 	// Paths inside the container's directories.
 	Dir          string
@@ -101,7 +120,7 @@ func (c *Container) Snapshot() Container {
 		ID: c.ID, Name: c.Name, Created: c.Created, ImageRef: c.ImageRef, ImageID: c.ImageID,
 		Path: c.Path, Args: c.Args, Config: c.Config, HostConfig: c.HostConfig, State: c.State,
 		Mounts: c.Mounts, Dir: c.Dir, LogPath: c.LogPath, HostsPath: c.HostsPath,
-		HostnamePath: c.HostnamePath, ResolvPath: c.ResolvPath,
+		HostnamePath: c.HostnamePath, ResolvPath: c.ResolvPath, Endpoints: c.Endpoints,
 	}
 	if c.Net != nil {
 		n := *c.Net

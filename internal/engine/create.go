@@ -23,6 +23,8 @@ type CreateOptions struct {
 	Name       string
 	Config     *container.Config
 	HostConfig *container.HostConfig
+	// NetworkingConfig carries per-network aliases and static addresses (EndpointsConfig, by network).
+	NetworkingConfig *network.NetworkingConfig
 }
 
 // Create makes a container from an image: merges the image's config as Docker does, prepares its
@@ -55,10 +57,9 @@ func (e *Engine) Create(ctx context.Context, opts CreateOptions) (*Container, []
 	if hc.NetworkMode == "" || hc.NetworkMode == "default" {
 		hc.NetworkMode = "bridge"
 	}
-	switch nm := string(hc.NetworkMode); {
-	case nm == "bridge" || nm == "host" || nm == "none":
-	default:
-		return nil, nil, NotFound("network %s not found", nm)
+	endpoints, err := e.resolveNetworking(hc, opts.NetworkingConfig)
+	if err != nil {
+		return nil, nil, err
 	}
 	if hc.RestartPolicy.Name == "" {
 		hc.RestartPolicy.Name = container.RestartPolicyDisabled
@@ -123,7 +124,7 @@ func (e *Engine) Create(ctx context.Context, opts CreateOptions) (*Container, []
 	}
 	c := &Container{
 		ID: id, Name: name, Created: time.Now().UTC(), ImageRef: cfg.Image, ImageID: img.ID.String(),
-		Config: merged, HostConfig: hc, State: ContainerState{Status: StateCreated},
+		Config: merged, HostConfig: hc, State: ContainerState{Status: StateCreated}, Endpoints: endpoints,
 		Dir: dir, LogPath: filepath.Join(dir, id+"-json.log"),
 		HostsPath: filepath.Join(dir, "hosts"), HostnamePath: filepath.Join(dir, "hostname"),
 		ResolvPath: filepath.Join(dir, "resolv.conf"),

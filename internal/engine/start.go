@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -75,7 +76,13 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 			e.snaps.Unmount(c.ID)
 		}
 	}()
-	req := wnet.AttachRequest{ContainerID: c.ID, Network: string(c.HostConfig.NetworkMode)}
+	req := wnet.AttachRequest{ContainerID: c.ID, Network: string(c.HostConfig.NetworkMode), Name: strings.TrimPrefix(c.Name, "/")}
+	if es := c.Endpoints[string(c.HostConfig.NetworkMode)]; es != nil {
+		req.Aliases = es.Aliases
+		if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
+			req.IP = es.IPAMConfig.IPv4Address.AsSlice()
+		}
+	}
 	req.Ports, err = portBindings(c.HostConfig.PortBindings)
 	if err != nil {
 		return err
@@ -83,7 +90,13 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 	tMount := time.Since(t0)
 	att, err = e.net.Attach(req)
 	if err != nil {
-		return err
+		return networkError(err)
+	}
+	// Further networks (docker run --network a --network b, or connected while stopped).
+	for _, name := range e.extraNetworks(c) {
+		if _, err := e.net.Connect(connectRequest(c.ID, name, c.Endpoints[name])); err != nil {
+			return networkError(err)
+		}
 	}
 	tNet := time.Since(t0)
 	if err := e.writeEtcFiles(c, att); err != nil {
@@ -135,7 +148,8 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 	}
 	e.log.Debug("started", "id", c.ShortID(), "mount", tMount, "network", tNet-tMount, "runtime", time.Since(t0)-tNet)
 	c.task = task
-	c.Net = &NetworkState{Network: att.Network, NetNSPath: att.NetNSPath, PrefixLen: att.PrefixLen, MAC: att.MAC, Ports: network.PortMap{}}
+	c.Net = &NetworkState{Network: string(c.HostConfig.NetworkMode), NetNSPath: att.NetNSPath, PrefixLen: att.PrefixLen, MAC: att.MAC, Ports: network.PortMap{}}
+	c.Net.Networks = e.endpointStates(c.ID)
 	if att.IP != nil {
 		c.Net.IP = att.IP.String()
 	}
@@ -545,12 +559,15 @@ func (e *Engine) writeEtcFiles(c *Container, att *wnet.Attachment) error {
 	if err := writeFileAtomic(c.HostsPath, []byte(hosts.String()), 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(c.ResolvPath, resolvConf(c.HostConfig, att.NetNSPath == "host"), 0o644)
+	return writeFileAtomic(c.ResolvPath, resolvConf(c.HostConfig, att.NetNSPath == "host", att.DNS), 0o644)
 }
 
 // resolvConf derives the container's resolv.conf from the host's, dropping loopback resolvers that
 // cannot be reached from another network namespace (Docker falls back to public resolvers then).
-func resolvConf(hc *container.HostConfig, hostNet bool) []byte {
+//
+// On a user-defined network the only nameserver is the network's embedded DNS server (embedded, unless
+// --dns was given), as Docker does with 127.0.0.11; it forwards other names to the host's resolvers.
+func resolvConf(hc *container.HostConfig, hostNet bool, embedded net.IP) []byte {
 	host, _ := os.ReadFile("/etc/resolv.conf")
 	var ns, search, opts []string
 	for _, line := range strings.Split(string(host), "\n") {
@@ -568,6 +585,9 @@ func resolvConf(hc *container.HostConfig, hostNet bool) []byte {
 		case "options":
 			opts = append(opts, f[1:]...)
 		}
+	}
+	if embedded != nil {
+		ns = []string{embedded.String()}
 	}
 	if len(hc.DNS) > 0 {
 		ns = nil

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -80,6 +81,13 @@ type Manager struct {
 	holds  map[string][]*portHold // published ports held open, by container ID
 	closed bool
 
+	def  *bnet            // the default bridge network
+	nets map[string]*bnet // user-defined networks by ID
+	// names answered by the embedded DNS servers, rebuilt after every change (read without mu).
+	dnsTable atomic.Pointer[dnsTable]
+	// upstream lists the resolvers ("ip:port") other names are forwarded to (tests replace it).
+	upstream func() []string
+
 	// Deleting a veth costs ~20 ms in the kernel (unregister waits for RCU): Detach takes the link down and
 	// leaves the deletion to a goroutine. pending tracks them by name (own lock: the goroutines never take mu).
 	pmu     sync.Mutex
@@ -111,7 +119,8 @@ func New(opts Options) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{opts: opts, eps: map[string]*endpoint{}, broken: map[string]bool{}, holds: map[string][]*portHold{},
-		pending: map[string]chan struct{}{}}
+		pending: map[string]chan struct{}{}, nets: map[string]*bnet{}, upstream: hostResolvers}
+	m.dnsTable.Store(&dnsTable{})
 	statePath := filepath.Join(opts.StateDir, "network.json")
 	if data, err := os.ReadFile(statePath); err == nil {
 		if err := json.Unmarshal(data, &m.st); err != nil {
@@ -159,13 +168,19 @@ func New(opts Options) (*Manager, error) {
 		}
 	}
 
+	m.def = &bnet{ID: m.st.IDs["bridge"], Name: "bridge", Bridge: opts.BridgeName, Subnet: subnet.String(),
+		Gateway: m.ipam.gateway.String(), ipam: m.ipam}
 	if err := m.ensureHost(); err != nil {
+		return nil, err
+	}
+	if err := m.loadNetworks(); err != nil {
 		return nil, err
 	}
 	m.fw, err = newFirewall(opts.TableName, opts.BridgeName, subnet)
 	if err != nil {
 		return nil, err
 	}
+	m.fw.nets = m.fwNets()
 	if err := m.ensureFirewall(); err != nil {
 		m.fw.close()
 		return nil, err
@@ -181,16 +196,15 @@ func New(opts Options) (*Manager, error) {
 			m.broken[id] = true
 			continue
 		}
-		if ep.Network == "bridge" {
-			a, err := netip.ParseAddr(ep.IP)
-			if err != nil || m.ipam.reserve(a, id) != nil {
-				m.broken[id] = true // e.g. the subnet changed under it: Reconcile removes it
-				continue
-			}
+		if !m.reserveEndpoint(ep) {
+			m.broken[id] = true // e.g. the subnet changed under it: Reconcile removes it
+			continue
 		}
 		m.eps[id] = ep
 		m.holds[id] = rehold(ep.Ports)
 	}
+	m.refreshDNSLocked()
+	m.startDNSServers()
 	return m, nil
 }
 
@@ -238,8 +252,15 @@ func rehold(ports []PortBinding) []*portHold {
 
 // ensureHost makes sure the bridge exists with the gateway address and is up, and sets the sysctls.
 func (m *Manager) ensureHost() error {
-	name := m.opts.BridgeName
-	gw := m.ipam.gateway
+	if err := ensureBridge(m.opts.BridgeName, m.ipam.gateway, m.ipam.subnet.Bits()); err != nil {
+		return err
+	}
+	return setSysctl("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+// ensureBridge makes sure the bridge exists with exactly the gateway address, is up, IPv4-only and has
+// route_localnet (see below).
+func ensureBridge(name string, gw netip.Addr, bits int) error {
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
@@ -259,7 +280,7 @@ func (m *Manager) ensureHost() error {
 	} else if link.Type() != "bridge" {
 		return fmt.Errorf("%s exists and is not a bridge (%s)", name, link.Type())
 	}
-	want := &net.IPNet{IP: gw.AsSlice(), Mask: net.CIDRMask(m.ipam.subnet.Bits(), 32)}
+	want := &net.IPNet{IP: gw.AsSlice(), Mask: net.CIDRMask(bits, 32)}
 	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("listing addresses of %s: %w", name, err)
@@ -283,9 +304,6 @@ func (m *Manager) ensureHost() error {
 		if err := netlink.LinkSetUp(link); err != nil {
 			return fmt.Errorf("bringing %s up: %w", name, err)
 		}
-	}
-	if err := setSysctl("/proc/sys/net/ipv4/ip_forward", "1"); err != nil {
-		return err
 	}
 	// IPv4 only: no link-local IPv6 address, router solicitations or MLD on the bridge.
 	if err := setSysctl("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -314,6 +332,11 @@ func (m *Manager) ensureFirewall() error {
 	if err := m.fw.ensureBase(); err != nil {
 		return err
 	}
+	for _, n := range m.nets {
+		if err := ensureUserRules(m.fw.conn, n.Bridge); err != nil {
+			return err
+		}
+	}
 	return ensureUserRules(m.fw.conn, m.opts.BridgeName)
 }
 
@@ -336,14 +359,14 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
-	netName, err := normalizeNetwork(req.Network)
-	if err != nil {
-		return nil, err
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, errors.New("network manager is closed")
+	}
+	netName, bn, err := m.normalizeNetworkLocked(req.Network)
+	if err != nil {
+		return nil, err
 	}
 	if old, ok := m.eps[id]; ok || m.broken[id] {
 		n := netName
@@ -359,7 +382,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 		undo     []func()
 		saveDone chan error
 	)
-	ep := &endpoint{ContainerID: id, Network: netName}
+	ep := &endpoint{ContainerID: id, Network: netName, Name: req.Name}
 	// The record is written (fsync'd) while the kernel objects are being made; it must be on disk before
 	// Attach returns. A crash before that leaves objects without a record: Reconcile's scan (links on the
 	// bridge, files in NetNSDir, rules tagged with the ID) removes those too.
@@ -388,7 +411,11 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 		}
 	}()
 
-	switch netName {
+	kind := netName
+	if bn != nil {
+		kind = "bridge"
+	}
+	switch kind {
 	case "bridge":
 	default: // "container:<id>": join another container's namespace; nothing of its own to create
 		target := strings.TrimPrefix(netName, "container:")
@@ -435,25 +462,16 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 		return &Attachment{Network: "none", NetNSPath: ep.NetNSPath}, nil
 	}
 
-	// bridge
+	// bridge or a user-defined network
 	ports, err := normalizePorts(req.Ports)
 	if err != nil {
 		return nil, err
 	}
-	var ip netip.Addr
-	if req.IP != nil {
-		a, ok := netip.AddrFromSlice(req.IP.To4())
-		if !ok {
-			return nil, fmt.Errorf("invalid IPv4 address %s", req.IP)
-		}
-		if err := m.ipam.reserve(a, id); err != nil {
-			return nil, err
-		}
-		ip = a
-	} else if ip, err = m.ipam.allocate(id); err != nil {
+	ip, err := bn.allocate(id, req.IP)
+	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { m.ipam.release(ip, id) })
+	undo = append(undo, func() { bn.ipam.release(ip, id) })
 
 	resolved, holds, err := m.reservePorts(id, ports)
 	if err != nil {
@@ -462,11 +480,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	undo = append(undo, func() { closeHolds(holds) })
 
 	ep.NetNSPath = filepath.Join(m.opts.NetNSDir, id)
-	ep.HostVeth = hostVethName(id)
-	ep.IP = ip.String()
-	ep.PrefixLen = m.ipam.subnet.Bits()
-	ep.Gateway = m.ipam.gateway.String()
-	ep.MAC = macFromIP(ip).String()
+	ep.iface = bn.newIface(hostVethName(id), "", ip, req.Aliases)
 	ep.Ports = resolved
 	startSave()
 
@@ -476,7 +490,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	}
 	defer t.close()
 	undo = append(undo, func() { removeNetNS(ep.NetNSPath) })
-	if err := m.setupVeth(t, ep, &undo); err != nil {
+	if err := m.setupVeth(t, bn.Bridge, ep.NetNSPath, &ep.iface, !bn.Internal, &undo); err != nil {
 		return nil, err
 	}
 	if err := m.fw.addPorts(id, ip, resolved); err != nil {
@@ -490,18 +504,35 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	}
 	m.eps[id] = ep
 	m.holds[id] = holds
-	return ep.attachment(), nil
+	m.refreshDNSLocked()
+	return m.attachmentOf(ep, &ep.iface, ep.Network), nil
 }
 
-func (ep *endpoint) attachment() *Attachment {
-	a := &Attachment{Network: ep.Network, NetNSPath: ep.NetNSPath, PrefixLen: ep.PrefixLen, MAC: ep.MAC,
-		Ports: append([]PortBinding(nil), ep.Ports...)}
-	if ep.IP != "" {
-		a.IP = net.ParseIP(ep.IP).To4()
+// attachmentOf describes one interface of an endpoint (its primary one or one in Extra).
+func (m *Manager) attachmentOf(ep *endpoint, ifc *iface, key string) *Attachment {
+	a := &Attachment{Network: key, NetNSPath: ep.NetNSPath, PrefixLen: ifc.PrefixLen, MAC: ifc.MAC,
+		IfName: ifc.IfName, Aliases: append([]string(nil), ifc.Aliases...)}
+	if a.IfName == "" && ifc.HostVeth != "" {
+		a.IfName = ctrIfName
 	}
-	if ep.Gateway != "" {
-		a.Gateway = net.ParseIP(ep.Gateway).To4()
+	if ifc == &ep.iface {
+		a.Ports = append([]PortBinding(nil), ep.Ports...)
+	}
+	if ifc.IP != "" {
+		a.IP = net.ParseIP(ifc.IP).To4()
+	}
+	if ifc.Gateway != "" {
+		a.Gateway = net.ParseIP(ifc.Gateway).To4()
 		a.BridgeIP = a.Gateway
+	}
+	if bn := m.bnetOf(key); bn != nil {
+		a.NetworkID, a.Network = bn.ID, bn.Name
+		if bn != m.def {
+			a.DNS = a.Gateway
+			if bn.Internal {
+				a.Gateway = nil // no default route on an internal network
+			}
+		}
 	}
 	return a
 }
@@ -517,14 +548,19 @@ func loUp() error {
 	return nil
 }
 
-// setupVeth creates the veth pair (host side on the bridge and up; container side eth0 in the namespace
-// t sits in) and configures eth0, lo and the default route. Undo steps are appended to *undo.
-func (m *Manager) setupVeth(t *nsThread, ep *endpoint, undo *[]func()) error {
-	br, err := netlink.LinkByName(m.opts.BridgeName)
-	if err != nil {
-		return fmt.Errorf("looking up bridge %s: %w", m.opts.BridgeName, err)
+// setupVeth creates the veth pair (host side on the bridge and up; container side ep.IfName, default
+// eth0, in the namespace t sits in) and configures it, lo and (defRoute) the default route. Undo steps
+// are appended to *undo.
+func (m *Manager) setupVeth(t *nsThread, bridge, nsPath string, ep *iface, defRoute bool, undo *[]func()) error {
+	ctrIfName := ep.IfName
+	if ctrIfName == "" {
+		ctrIfName = "eth0"
 	}
-	nsf, err := os.Open(ep.NetNSPath)
+	br, err := netlink.LinkByName(bridge)
+	if err != nil {
+		return fmt.Errorf("looking up bridge %s: %w", bridge, err)
+	}
+	nsf, err := os.Open(nsPath)
 	if err != nil {
 		return err
 	}
@@ -570,7 +606,10 @@ func (m *Manager) setupVeth(t *nsThread, ep *endpoint, undo *[]func()) error {
 		if err := netlink.LinkSetUp(eth); err != nil {
 			return fmt.Errorf("bringing %s up: %w", ctrIfName, err)
 		}
-		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw, Scope: netlink.SCOPE_UNIVERSE}); err != nil {
+		if !defRoute {
+			return nil
+		}
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw, Scope: netlink.SCOPE_UNIVERSE}); err != nil && !errors.Is(err, unix.EEXIST) {
 			return fmt.Errorf("adding default route via %s: %w", gw, err)
 		}
 		return nil
@@ -619,6 +658,13 @@ func (m *Manager) detachLocked(id string) error {
 			errs = append(errs, err)
 		}
 	}
+	if ep != nil {
+		for _, x := range ep.Extra {
+			if err := m.delOwnVeth(x.HostVeth); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if ep == nil || ep.NetNSPath != "host" {
 		if err := removeNetNS(filepath.Join(m.opts.NetNSDir, id)); err != nil {
 			errs = append(errs, err)
@@ -626,9 +672,10 @@ func (m *Manager) detachLocked(id string) error {
 	}
 	closeHolds(m.holds[id])
 	delete(m.holds, id)
-	if ep != nil && ep.IP != "" {
-		if a, err := netip.ParseAddr(ep.IP); err == nil {
-			m.ipam.release(a, id)
+	if ep != nil {
+		m.releaseIface(id, ep.Network, &ep.iface)
+		for i := range ep.Extra {
+			m.releaseIface(id, ep.Extra[i].Net, &ep.Extra[i])
 		}
 	}
 	if len(errs) > 0 {
@@ -640,6 +687,7 @@ func (m *Manager) detachLocked(id string) error {
 	}
 	delete(m.eps, id)
 	delete(m.broken, id)
+	m.refreshDNSLocked()
 	return nil
 }
 
@@ -655,8 +703,7 @@ func (m *Manager) delOwnVeth(name string) error {
 		}
 		return err
 	}
-	br, err := netlink.LinkByName(m.opts.BridgeName)
-	if err != nil || l.Attrs().MasterIndex != br.Attrs().Index || l.Type() != "veth" {
+	if !m.isOurBridgeIndex(l.Attrs().MasterIndex) || l.Type() != "veth" {
 		return nil
 	}
 	if err := netlink.LinkSetDown(l); err != nil {
@@ -735,19 +782,22 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 		if ep.HostVeth != "" {
 			ownVeth[ep.HostVeth] = true
 		}
+		for _, x := range ep.Extra {
+			ownVeth[x.HostVeth] = true
+		}
 		if ep.NetNSPath != "host" && ep.NetNSPath != "" {
 			ownNS[filepath.Base(ep.NetNSPath)] = true
 		}
 	}
 	m.waitAllVeths()
-	if br, err := netlink.LinkByName(m.opts.BridgeName); err == nil {
+	{
 		links, err := netlink.LinkList()
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			errs = append(errs, err)
 		}
 		for _, l := range links {
 			a := l.Attrs()
-			if a.MasterIndex == br.Attrs().Index && l.Type() == "veth" && !ownVeth[a.Name] {
+			if m.isOurBridgeIndex(a.MasterIndex) && l.Type() == "veth" && !ownVeth[a.Name] {
 				if err := netlink.LinkDel(l); err != nil && !errors.Is(err, unix.ENODEV) {
 					errs = append(errs, fmt.Errorf("removing %s: %w", a.Name, err))
 				}
@@ -766,7 +816,7 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 	// 3. Rules: exactly one DNAT rule per published port of a kept container.
 	want := map[string][]ruleSpec{}
 	for id, ep := range m.eps {
-		if ep.Network == "bridge" && len(ep.Ports) > 0 {
+		if ep.IP != "" && len(ep.Ports) > 0 {
 			want[id] = portSpecs(id, netip.MustParseAddr(ep.IP), ep.Ports)
 		}
 	}
@@ -775,7 +825,7 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 	}
 	// 4. Kept endpoints: ports held, veth present.
 	for id, ep := range m.eps {
-		if ep.Network != "bridge" {
+		if ep.HostVeth == "" {
 			continue
 		}
 		if _, ok := m.holds[id]; !ok {
@@ -792,21 +842,30 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 		if err := m.repairVeth(ep); err != nil {
 			errs = append(errs, err)
 		}
+		for i := range ep.Extra {
+			if err := m.repairExtra(ep, &ep.Extra[i]); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
 
 // repairVeth re-creates a kept endpoint's veth pair if it is gone but its namespace is still there.
 func (m *Manager) repairVeth(ep *endpoint) error {
+	bn := m.bnetOf(ep.Network)
+	if bn == nil {
+		return nil
+	}
 	if l, err := netlink.LinkByName(ep.HostVeth); err == nil {
 		// Still there; if the bridge was re-created, plug it back in.
-		br, err := netlink.LinkByName(m.opts.BridgeName)
+		br, err := netlink.LinkByName(bn.Bridge)
 		if err != nil {
 			return err
 		}
 		if l.Attrs().MasterIndex != br.Attrs().Index {
 			if err := netlink.LinkSetMaster(l, br); err != nil {
-				return fmt.Errorf("re-attaching %s to %s: %w", ep.HostVeth, m.opts.BridgeName, err)
+				return fmt.Errorf("re-attaching %s to %s: %w", ep.HostVeth, bn.Bridge, err)
 			}
 			netlink.LinkSetHairpin(l, true)
 		}
@@ -831,7 +890,7 @@ func (m *Manager) repairVeth(ep *endpoint) error {
 		return nil
 	})
 	var undo []func()
-	if err := m.setupVeth(t, ep, &undo); err != nil {
+	if err := m.setupVeth(t, bn.Bridge, ep.NetNSPath, &ep.iface, !bn.Internal, &undo); err != nil {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
@@ -840,15 +899,17 @@ func (m *Manager) repairVeth(ep *endpoint) error {
 	return nil
 }
 
-// Networks lists the default bridge, host and none networks with their persisted IDs.
+// Networks lists the default bridge, host and none networks with their persisted IDs, then the
+// user-defined networks by name.
 func (m *Manager) Networks() []Info {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return []Info{
-		{ID: m.st.IDs["bridge"], Name: "bridge", Driver: "bridge", Subnet: m.st.Subnet, Gateway: m.st.Gateway},
-		{ID: m.st.IDs["host"], Name: "host", Driver: "host"},
-		{ID: m.st.IDs["none"], Name: "none", Driver: "null"},
+	out := []Info{
+		{ID: m.st.IDs["bridge"], Name: "bridge", Driver: "bridge", Subnet: m.st.Subnet, Gateway: m.st.Gateway, Bridge: m.opts.BridgeName, BuiltIn: true},
+		{ID: m.st.IDs["host"], Name: "host", Driver: "host", BuiltIn: true},
+		{ID: m.st.IDs["none"], Name: "none", Driver: "null", BuiltIn: true},
 	}
+	return append(out, m.userInfosLocked()...)
 }
 
 // Close releases the Manager's resources (held ports, netlink sockets). Containers' networks stay.
@@ -859,6 +920,7 @@ func (m *Manager) Close() error {
 		return nil
 	}
 	m.closed = true
+	m.stopDNSServers()
 	m.waitAllVeths()
 	for _, hs := range m.holds {
 		closeHolds(hs)
@@ -898,6 +960,7 @@ func Cleanup(opts Options) error {
 	if err := removeUserRules(fw.conn, opts.BridgeName); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, cleanupUserNetworks(fw.conn, opts.StateDir))
 	if br, err := netlink.LinkByName(opts.BridgeName); err == nil {
 		links, _ := netlink.LinkList()
 		for _, l := range links {

@@ -7,6 +7,7 @@ package network
 
 import (
 	"net"
+	"time"
 )
 
 // PortBinding publishes ContainerPort/Proto on HostIP:HostPort. HostPort 0 = pick a free ephemeral port.
@@ -20,9 +21,19 @@ type PortBinding struct {
 // AttachRequest asks for a container's network.
 type AttachRequest struct {
 	ContainerID string
-	Network     string // "bridge" (also "default", ""), "host", "none", "container:<full id>"
+	Network     string // "bridge" (also "default", ""), "host", "none", "container:<full id>", a user network name or ID
 	Ports       []PortBinding
-	IP          net.IP // requested address or nil
+	IP          net.IP   // requested address or nil
+	Name        string   // container name (without "/"), resolvable by the embedded DNS of user networks
+	Aliases     []string // extra DNS names on this network (user networks only)
+}
+
+// ConnectRequest connects a container whose network is set up (Attach) to one more network.
+type ConnectRequest struct {
+	ContainerID string
+	Network     string // user network name or ID, or "bridge"
+	IP          net.IP
+	Aliases     []string
 }
 
 // Attachment is a container's network as set up.
@@ -35,12 +46,29 @@ type Attachment struct {
 	MAC       string
 	Ports     []PortBinding // with host ports resolved
 	BridgeIP  net.IP
+	NetworkID string   // ID of a bridged network ("bridge" or user-defined)
+	IfName    string   // interface in the container ("eth0", "eth1", ...)
+	Aliases   []string // DNS aliases on this network
+	DNS       net.IP   // embedded DNS server for the container's resolv.conf (user networks), else nil
 }
 
 // Info describes a network (for /networks).
 type Info struct {
 	ID, Name, Driver string
 	Subnet, Gateway  string
+	Bridge           string // link name ("" for host and none)
+	BuiltIn          bool   // bridge, host, none
+	Internal         bool
+	Labels, Options  map[string]string
+	Created          time.Time
+}
+
+// NetworkConfig is a user-defined network to create (driver bridge).
+type NetworkConfig struct {
+	Name            string
+	Subnet, Gateway string // optional; Subnet empty = picked by IPAM
+	Internal        bool
+	Labels, Options map[string]string
 }
 
 // API is what the engine needs. *Manager implements it.
@@ -51,4 +79,16 @@ type API interface {
 	// Reconcile keeps the attachments of the listed containers (re-adding missing rules) and removes the rest.
 	Reconcile(keep map[string]bool) error
 	Networks() []Info
+
+	// CreateNetwork makes a user-defined bridge network (bridge, subnet, firewall rules, DNS server).
+	CreateNetwork(cfg NetworkConfig) (Info, error)
+	// RemoveNetwork removes a user-defined network that has no endpoints.
+	RemoveNetwork(ref string) error
+	// Network finds a network by name, ID or unique ID prefix.
+	Network(ref string) (Info, error)
+	// Connect adds an interface on another network to a container's namespace; Disconnect removes it.
+	Connect(req ConnectRequest) (*Attachment, error)
+	Disconnect(containerID, network string) error
+	// Attachments lists a container's interfaces on bridged networks (primary first).
+	Attachments(containerID string) []*Attachment
 }

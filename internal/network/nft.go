@@ -140,6 +140,15 @@ type firewall struct {
 	table  *nftables.Table
 	bridge string
 	subnet netip.Prefix
+	nets   []fwNet // user-defined networks, in a stable order (their rules are part of the base chains)
+}
+
+// fwNet is what the firewall needs of a user-defined network.
+type fwNet struct {
+	bridge   string
+	subnet   netip.Prefix
+	gateway  netip.Addr
+	internal bool
 }
 
 func newFirewall(tableName, bridge string, subnet netip.Prefix) (*firewall, error) {
@@ -181,7 +190,7 @@ func (f *firewall) baseRules() map[string][]ruleSpec {
 	br, sn := f.bridge, f.subnet
 	lo := netip.MustParsePrefix("127.0.0.0/8")
 	t := func(s string) string { return tagPrefix + "base " + s }
-	return map[string][]ruleSpec{
+	rules := map[string][]ruleSpec{
 		// route_localnet=1 on the bridge lets DNATed 127.0.0.1 traffic leave through it; never let a container
 		// use that to reach the host's loopback services (checked before conntrack un-NATs replies).
 		chainGuard:      {{t("guard-localnet " + br), cat(iif(br), ipMatch(false, lo), []expr.Any{drop()})}},
@@ -198,6 +207,51 @@ func (f *firewall) baseRules() map[string][]ruleSpec {
 			{t("fwd-published " + br), cat(oif(br), ctBits(expr.CtKeySTATUS, ipsDstNAT), []expr.Any{accept()})},
 			{t("fwd-drop " + br), cat(oif(br), []expr.Any{drop()})},
 		},
+	}
+	// User-defined networks. Their forward rules come first: what enters a user network's bridge from
+	// anywhere else (the default bridge, another user network, outside) is dropped unless it answers a
+	// connection made from inside or goes to a published port; an internal network's traffic never leaves
+	// its bridge. Traffic within one bridge (ICC, seen here only with br_netfilter) is untouched.
+	var fwd []ruleSpec
+	for _, n := range f.nets {
+		b := n.bridge
+		gw := netip.PrefixFrom(n.gateway, 32)
+		rules[chainGuard] = append(rules[chainGuard],
+			ruleSpec{t("guard-localnet " + b), cat(iif(b), ipMatch(false, lo), []expr.Any{drop()})},
+			// The embedded DNS server listens on the gateway: only this network's containers may ask it.
+			ruleSpec{t("guard-dns-udp " + b), cat(notIif(b), ipMatch(false, gw), l4dport(unix.IPPROTO_UDP, 53), []expr.Any{drop()})},
+			ruleSpec{t("guard-dns-tcp " + b), cat(notIif(b), ipMatch(false, gw), l4dport(unix.IPPROTO_TCP, 53), []expr.Any{drop()})},
+		)
+		rules[chainPostrouting] = append(rules[chainPostrouting],
+			ruleSpec{t("masq-localhost " + b), cat(oif(b), ipMatch(true, lo), []expr.Any{&expr.Masq{}})},
+			ruleSpec{t("masq-hairpin " + b + " " + n.subnet.String()), cat(oif(b), ipMatch(true, n.subnet), ctBits(expr.CtKeySTATUS, ipsDstNAT), []expr.Any{&expr.Masq{}})},
+		)
+		if !n.internal {
+			rules[chainPostrouting] = append(rules[chainPostrouting],
+				ruleSpec{t("masq-out " + b + " " + n.subnet.String()), cat(notOif(b), ipMatch(true, n.subnet), []expr.Any{&expr.Masq{}})})
+		}
+		fwd = append(fwd,
+			ruleSpec{t("fwd-into-established " + b), cat(oif(b), notIif(b), ctBits(expr.CtKeySTATE, expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), []expr.Any{accept()})},
+			ruleSpec{t("fwd-into-published " + b), cat(oif(b), notIif(b), ctBits(expr.CtKeySTATUS, ipsDstNAT), []expr.Any{accept()})},
+			ruleSpec{t("fwd-into-drop " + b), cat(oif(b), notIif(b), []expr.Any{drop()})},
+		)
+		if n.internal {
+			fwd = append(fwd, ruleSpec{t("fwd-internal " + b), cat(iif(b), notOif(b), []expr.Any{drop()})})
+		}
+	}
+	rules[chainForward] = append(fwd, rules[chainForward]...)
+	return rules
+}
+
+func notIif(name string) []expr.Any { return metaIf(expr.MetaKeyIIFNAME, expr.CmpOpNeq, name) }
+
+// l4dport: meta l4proto P th dport PORT
+func l4dport(proto byte, port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
 	}
 }
 

@@ -17,18 +17,31 @@ type netState struct {
 	IDs     map[string]string `json:"ids"` // network name → stable ID
 }
 
+// iface is one interface of a container on a bridged network (the default bridge or a user-defined one).
+// The primary interface is embedded in endpoint, so its fields keep their original JSON names.
+type iface struct {
+	Net       string   `json:"net,omitempty"`    // network key of an extra interface ("bridge" or a network ID)
+	IfName    string   `json:"ifname,omitempty"` // name in the container; "" = eth0
+	HostVeth  string   `json:"host_veth,omitempty"`
+	IP        string   `json:"ip,omitempty"`
+	PrefixLen int      `json:"prefix_len,omitempty"`
+	Gateway   string   `json:"gateway,omitempty"`
+	MAC       string   `json:"mac,omitempty"`
+	Aliases   []string `json:"aliases,omitempty"` // DNS aliases on this network
+}
+
 // endpoint is one container's attachment, persisted as <StateDir>/endpoints/<id>.json. It is written before
 // any kernel object is created (an intent record), so that a crash half-way leaves something Reconcile can find.
 type endpoint struct {
-	ContainerID string        `json:"container_id"`
-	Network     string        `json:"network"` // "bridge", "host" or "none"
-	NetNSPath   string        `json:"netns_path,omitempty"`
-	HostVeth    string        `json:"host_veth,omitempty"`
-	IP          string        `json:"ip,omitempty"`
-	PrefixLen   int           `json:"prefix_len,omitempty"`
-	Gateway     string        `json:"gateway,omitempty"`
-	MAC         string        `json:"mac,omitempty"`
-	Ports       []PortBinding `json:"ports,omitempty"`
+	ContainerID string `json:"container_id"`
+	// Network: "bridge", a user-defined network's ID, "host", "none" or "container:<id>".
+	Network   string `json:"network"`
+	Name      string `json:"name,omitempty"` // container name, answered by the embedded DNS
+	NetNSPath string `json:"netns_path,omitempty"`
+	iface
+	Ports []PortBinding `json:"ports,omitempty"`
+	// Extra are the interfaces of networks connected later (eth1, eth2, ...).
+	Extra []iface `json:"extra,omitempty"`
 }
 
 // checkID accepts [A-Za-z0-9][A-Za-z0-9_.-]{0,127}: the ID names files and links.

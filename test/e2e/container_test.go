@@ -35,8 +35,9 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 		if r.Code != 125 {
 			t.Errorf("bad flag: want 125: %s", r)
 		}
-		r = c.run(t, "", "run", "--rm", "nosuchimage-wharf")
-		if r.Code != 125 || !strings.Contains(r.Stderr, "Unable to find image 'nosuchimage-wharf:latest' locally") {
+		// A registry on loopback that refuses connections: tests never reach outside this machine.
+		r = c.run(t, "", "run", "--rm", "127.0.0.1:1/wharf-nosuchimage")
+		if r.Code != 125 || !strings.Contains(r.Stderr, "Unable to find image '127.0.0.1:1/wharf-nosuchimage:latest' locally") {
 			t.Errorf("missing image: %s", r)
 		}
 		r = c.run(t, "hello stdin\n", "run", "--rm", "-i", "busybox", "cat")
@@ -79,7 +80,7 @@ func TestIsolationDefaults(t *testing.T) {
 		if !strings.Contains(out, "Read-only file system") {
 			t.Errorf("/sys is writable: %q", out)
 		}
-		if !strings.Contains(out, "NoNewPrivs:\t1") {
+		if !shared.real && !strings.Contains(out, "NoNewPrivs:\t1") { // Wharf sets it by default; dockerd does not
 			t.Errorf("no-new-privileges not set: %q", out)
 		}
 		out = c.ok(t, "run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net")
@@ -127,7 +128,7 @@ func TestDetachedLifecycle(t *testing.T) {
 		if r := c.run(t, "", "run", "-d", "--name", name, "busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, `Conflict. The container name "/`+name+`" is already in use`) {
 			t.Errorf("name conflict: %s", r)
 		}
-		if r := c.run(t, "", "rm", name); r.Code == 0 || !strings.Contains(r.Stderr, "stop the container before removing or force remove") {
+		if r := c.run(t, "", "rm", name); r.Code == 0 || !strings.Contains(strings.ToLower(r.Stderr), "stop the container before") {
 			t.Errorf("rm running: %s", r)
 		}
 		top := c.ok(t, "top", name)

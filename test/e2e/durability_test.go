@@ -9,7 +9,7 @@ import (
 // TestDaemonKill9KeepsContainers: containers outlive a kill -9 of the daemon, their output is still logged
 // while it is down, and the restarted daemon reattaches (ps, logs, stop work).
 func TestDaemonKill9KeepsContainers(t *testing.T) {
-	needDaemon(t)
+	needWharf(t)
 	d, err := startDaemon(shared.bin, "whe2e1")
 	if err != nil {
 		t.Fatal(err)

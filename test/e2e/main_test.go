@@ -26,6 +26,7 @@ type daemon struct {
 	bridge   string
 	cmd      *exec.Cmd
 	logPath  string
+	real     bool // the machine's real dockerd, not Wharf
 }
 
 var (
@@ -52,6 +53,20 @@ func TestMain(m *testing.M) {
 		skipReason = "e2e tests are skipped with -short"
 	}
 	if skipReason != "" {
+		os.Exit(m.Run())
+	}
+	if os.Getenv("WHARF_E2E_TARGET") == "docker" {
+		// The same scenarios against the real dockerd (nerdctl's -test.target=docker idea): only the docker
+		// CLI runs, and tests that need Wharf itself skip.
+		if dockerPath == "" {
+			fmt.Fprintln(os.Stderr, "e2e: WHARF_E2E_TARGET=docker needs the docker CLI")
+			os.Exit(1)
+		}
+		shared = &daemon{sock: "/var/run/docker.sock", real: true}
+		if err := loadBaseImages(shared, "busybox"); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: base images:", err)
+			os.Exit(1)
+		}
 		os.Exit(m.Run())
 	}
 	bin, err := wharfBinary()
@@ -172,7 +187,10 @@ func (d *daemon) host() string { return "unix://" + d.sock }
 // loadBaseImages runs the project's base image script against d.
 func loadBaseImages(d *daemon, which string) error {
 	cmd := exec.Command("bash", filepath.Join(repoRoot, "scripts", "base-images.sh"), "--only", which)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host(), "WHARF_BIN="+d.bin)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+d.host())
+	if d.bin != "" {
+		cmd.Env = append(cmd.Env, "WHARF_BIN="+d.bin)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%v\n%s", err, out)
@@ -186,6 +204,16 @@ func needDaemon(t *testing.T) *daemon {
 		t.Skip(skipReason)
 	}
 	return shared
+}
+
+// needWharf is needDaemon for tests about Wharf itself (crash recovery, its own files).
+func needWharf(t *testing.T) *daemon {
+	t.Helper()
+	d := needDaemon(t)
+	if d.real {
+		t.Skip("not applicable to the real dockerd")
+	}
+	return d
 }
 
 // result is a finished CLI command.
@@ -238,6 +266,9 @@ func (c cli) ok(t *testing.T, args ...string) string {
 
 // clients returns the real docker CLI (when installed) and wharf, both pointed at d.
 func clients(t *testing.T, d *daemon) []cli {
+	if d.real {
+		return []cli{{name: "docker", path: dockerPath, host: d.host()}}
+	}
 	cs := []cli{{name: "wharf", path: d.bin, host: d.host()}}
 	if dockerPath != "" {
 		cs = append([]cli{{name: "docker", path: dockerPath, host: d.host()}}, cs...)

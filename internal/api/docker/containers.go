@@ -38,7 +38,7 @@ func (s *Server) containerCreate(r *request) error {
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}
-	c, warnings, err := s.e.Create(r.Context(), engine.CreateOptions{Name: r.query("name"), Config: req.Config, HostConfig: req.HostConfig})
+	c, warnings, err := s.e.Create(r.Context(), engine.CreateOptions{Name: r.query("name"), Config: req.Config, HostConfig: req.HostConfig, NetworkingConfig: req.NetworkingConfig})
 	if err != nil {
 		return err
 	}
@@ -402,6 +402,9 @@ func portMap(c *engine.Container) network.PortMap {
 }
 
 func endpoint(c *engine.Container) map[string]*network.EndpointSettings {
+	if c.Net != nil && len(c.Net.Networks) > 0 {
+		return endpointsOf(c)
+	}
 	name := string(c.HostConfig.NetworkMode)
 	ep := &network.EndpointSettings{NetworkID: networkID(name)}
 	if c.Net != nil {

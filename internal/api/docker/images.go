@@ -2,7 +2,6 @@ package docker
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/wharfhq/wharf/internal/engine"
 	"github.com/wharfhq/wharf/internal/image"
+	"github.com/wharfhq/wharf/internal/registry"
 )
 
 func (s *Server) routeImages(r *request, p string) error {
@@ -198,33 +198,32 @@ func (s *Server) imageHistory(r *request, ref string) error {
 	if err != nil {
 		return err
 	}
-	var out []map[string]any
-	layer := len(img.Layers) - 1
+	// Each non-empty history entry owns the next layer, bottom up.
 	h := img.Config.History
+	sizes := make([]int64, len(h))
+	layer := 0
+	for i, e := range h {
+		if !e.EmptyLayer && layer < len(img.Layers) {
+			sizes[i] = img.Layers[layer].Size
+			layer++
+		}
+	}
+	var out []map[string]any
 	for i := len(h) - 1; i >= 0; i-- {
 		e := h[i]
-		var size int64
 		id := "<missing>"
-		if !e.EmptyLayer && layer >= 0 {
-			layer--
-		}
+		tags := []string{}
 		if i == len(h)-1 {
-			id = img.ID.String()
+			id, tags = img.ID.String(), img.RepoTags
 		}
 		var created int64
 		if e.Created != nil {
 			created = e.Created.Unix()
 		}
-		tags := []string{}
-		if i == len(h)-1 {
-			tags = img.RepoTags
-		}
-		out = append(out, map[string]any{"Id": id, "Created": created, "CreatedBy": e.CreatedBy, "Tags": tags, "Size": size, "Comment": e.Comment})
+		out = append(out, map[string]any{"Id": id, "Created": created, "CreatedBy": e.CreatedBy, "Tags": tags, "Size": sizes[i], "Comment": e.Comment})
 	}
 	if len(out) == 0 {
 		out = append(out, map[string]any{"Id": img.ID.String(), "Created": img.Created.Unix(), "CreatedBy": "", "Tags": img.RepoTags, "Size": img.Size, "Comment": ""})
-	} else {
-		out[len(out)-1]["Size"] = img.Size
 	}
 	return writeJSON(r.w, http.StatusOK, out)
 }
@@ -292,8 +291,7 @@ func (s *Server) imageSave(r *request, names []string) error {
 	return errHandled
 }
 
-// imageCreate is import (fromSrc) or pull (fromImage). Pull needs a registry client (a later issue):
-// until then it answers as dockerd does when the registry cannot be reached.
+// imageCreate is import (fromSrc) or pull (fromImage, through package registry).
 func (s *Server) imageCreate(r *request) error {
 	if src := r.query("fromSrc"); src != "" {
 		if src != "-" {
@@ -319,19 +317,102 @@ func (s *Server) imageCreate(r *request) error {
 	if err != nil {
 		return engine.Invalid("invalid reference format")
 	}
-	named = reference.TagNameOnly(named)
-	repo := reference.FamiliarName(named)
-	if reference.Domain(named) == "docker.io" {
-		return engine.NotFound("pull access denied for %s, repository does not exist or may require 'docker login': denied: requested access to the resource is denied", repo)
+	platform := r.query("platform")
+	if strings.HasPrefix(platform, "{") {
+		// API ≥ 1.48 may send the platform as JSON (OCI platform object).
+		var p struct {
+			OS           string `json:"os"`
+			Architecture string `json:"architecture"`
+			Variant      string `json:"variant"`
+		}
+		if json.Unmarshal([]byte(platform), &p) == nil {
+			platform = strings.TrimSuffix(p.OS+"/"+p.Architecture+"/"+p.Variant, "/")
+		}
 	}
-	return &engine.Error{Kind: engine.KindInternal, Msg: fmt.Sprintf("Get \"https://%s/v2/\": dial tcp: lookup %s: no such host", reference.Domain(named), reference.Domain(named))}
+	prog := streamProgress(r)
+	_, err = RegistryClient.Pull(r.Context(), s.e.Images, reference.TagNameOnly(named).String(), registry.PullOptions{
+		Auth: registry.DecodeAuthHeader(r.Header.Get("X-Registry-Auth")), Platform: platform, Progress: prog})
+	return endStream(prog, err)
+}
+
+// RegistryClient moves images to and from registries for the API (the daemon may set its
+// Insecure list from --insecure-registry).
+var RegistryClient = &registry.Client{UserAgent: "wharf"}
+
+// streamProgress makes a JSON progress stream whose headers are written with its first message,
+// so that an error before any progress is answered with an HTTP status, as dockerd does.
+func streamProgress(r *request) *registry.Progress {
+	flush := func() {
+		if f, ok := r.w.(http.Flusher); ok {
+			f.Flush()
+		}
+	}
+	return registry.NewProgress(r.w, flush, func() {
+		r.w.Header().Set("Content-Type", "application/json")
+		r.w.WriteHeader(http.StatusOK)
+	})
+}
+
+// endStream reports err: inside the stream once it started, else as the HTTP answer.
+func endStream(prog *registry.Progress, err error) error {
+	if err == nil {
+		if !prog.Wrote() {
+			prog.Status("")
+		}
+		return errHandled
+	}
+	if prog.Wrote() {
+		prog.Err(err)
+		return errHandled
+	}
+	return registryError(err)
+}
+
+func registryError(err error) error {
+	switch registry.KindOf(err) {
+	case registry.KindNotFound:
+		return &engine.Error{Kind: engine.KindNotFound, Msg: err.Error()}
+	case registry.KindInvalid:
+		return &engine.Error{Kind: engine.KindInvalid, Msg: err.Error()}
+	}
+	return &engine.Error{Kind: engine.KindInternal, Msg: err.Error()}
 }
 
 func (s *Server) imagePush(r *request, name string) error {
-	if _, err := s.resolveImage(name); err != nil {
-		return engine.NotFound("An image does not exist locally with the tag: %s", name)
+	ref := name
+	if tag := r.query("tag"); tag != "" {
+		ref += ":" + tag
 	}
-	return engine.Invalid("push is not supported by this daemon yet")
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return engine.Invalid("invalid reference format")
+	}
+	if _, err := s.resolveImage(reference.TagNameOnly(named).String()); err != nil && !reference.IsNameOnly(named) {
+		return engine.NotFound("An image does not exist locally with the tag: %s", reference.FamiliarString(named))
+	}
+	prog := streamProgress(r)
+	_, err = RegistryClient.Push(r.Context(), s.e.Images, named.String(), registry.PushOptions{
+		Auth: registry.DecodeAuthHeader(r.Header.Get("X-Registry-Auth")), Progress: prog})
+	return endStream(prog, err)
+}
+
+// login checks credentials (POST /auth) as dockerd does; the client stores them.
+func (s *Server) login(r *request) error {
+	var ac registry.AuthConfig
+	if err := decodeJSON(r, &ac); err != nil {
+		return err
+	}
+	status, err := RegistryClient.Login(r.Context(), &ac)
+	if err != nil {
+		if registry.KindOf(err) == registry.KindUnauthorized {
+			r.w.Header().Set("Content-Type", "application/json")
+			r.w.WriteHeader(http.StatusUnauthorized)
+			json.NewEncoder(r.w).Encode(map[string]string{"message": err.Error()})
+			return errHandled
+		}
+		return registryError(err)
+	}
+	return writeJSON(r.w, http.StatusOK, map[string]string{"Status": status, "IdentityToken": ""})
 }
 
 func (s *Server) build(r *request) error {

@@ -5,12 +5,14 @@ import (
 	"encoding/hex"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/wharfhq/wharf/internal/engine"
+	wnet "github.com/wharfhq/wharf/internal/network"
 )
 
 // networkID is a stable ID for the built-in networks, derived from their names.
@@ -24,62 +26,233 @@ func parseMAC(s string) (network.HardwareAddr, error) {
 	return network.HardwareAddr(hw), err
 }
 
-func (s *Server) networkJSON(n engineNetwork) map[string]any {
-	ipam := map[string]any{"Driver": "default", "Options": nil, "Config": []any{}}
+func (s *Server) networkJSON(n wnet.Info) map[string]any {
+	ipam := map[string]any{"Driver": "default", "Options": map[string]string{}, "Config": []any{}}
 	if n.Subnet != "" {
 		ipam["Config"] = []any{map[string]string{"Subnet": n.Subnet, "Gateway": n.Gateway}}
 	}
 	containers := map[string]any{}
-	for _, c := range s.e.Containers() {
+	for c, st := range s.e.NetworkContainers(n.Name) {
 		snap := c.Snapshot()
-		if string(snap.HostConfig.NetworkMode) != n.Name || snap.Net == nil {
-			continue
-		}
 		ip := ""
-		if snap.Net.IP != "" {
-			ip = snap.Net.IP + "/" + itoa(snap.Net.PrefixLen)
+		if st.IP != "" {
+			ip = st.IP + "/" + itoa(st.PrefixLen)
 		}
-		containers[snap.ID] = map[string]string{"Name": strings.TrimPrefix(snap.Name, "/"), "EndpointID": snap.ID, "MacAddress": snap.Net.MAC, "IPv4Address": ip, "IPv6Address": ""}
+		containers[snap.ID] = map[string]string{"Name": strings.TrimPrefix(snap.Name, "/"), "EndpointID": endpointID(snap.ID, n.ID), "MacAddress": st.MAC, "IPv4Address": ip, "IPv6Address": ""}
 	}
-	return map[string]any{"Name": n.Name, "Id": n.ID, "Created": "0001-01-01T00:00:00Z", "Scope": "local", "Driver": n.Driver,
-		"EnableIPv4": true, "EnableIPv6": false, "IPAM": ipam, "Internal": false, "Attachable": false, "Ingress": false,
+	opts := n.Options
+	if opts == nil {
+		opts = map[string]string{}
+	}
+	if n.Bridge != "" && opts["com.docker.network.bridge.name"] == "" {
+		opts = copyStrings(opts)
+		opts["com.docker.network.bridge.name"] = n.Bridge
+	}
+	labels := n.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	created := "0001-01-01T00:00:00Z"
+	if !n.Created.IsZero() {
+		created = fmtTime(n.Created)
+	}
+	return map[string]any{"Name": n.Name, "Id": n.ID, "Created": created, "Scope": "local", "Driver": n.Driver,
+		"EnableIPv4": true, "EnableIPv6": false, "IPAM": ipam, "Internal": n.Internal, "Attachable": false, "Ingress": false,
 		"ConfigFrom": map[string]string{"Network": ""}, "ConfigOnly": false, "Containers": containers,
-		"Options": map[string]string{}, "Labels": map[string]string{}}
+		"Options": opts, "Labels": labels}
 }
 
-type engineNetwork struct{ ID, Name, Driver, Subnet, Gateway string }
-
-func (s *Server) networks() []engineNetwork {
-	var out []engineNetwork
-	for _, n := range s.e.Networks() {
-		id := n.ID
-		if id == "" {
-			id = networkID(n.Name)
-		}
-		out = append(out, engineNetwork{ID: id, Name: n.Name, Driver: n.Driver, Subnet: n.Subnet, Gateway: n.Gateway})
+func copyStrings(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = v
 	}
 	return out
 }
 
-func (s *Server) routeNetworks(r *request, seg []string) error {
-	switch {
-	case len(seg) == 0 && r.Method == http.MethodGet:
-		out := []any{}
-		for _, n := range s.networks() {
-			out = append(out, s.networkJSON(n))
+// endpointID is a stable ID for a container's endpoint on a network.
+func endpointID(containerID, networkID string) string {
+	sum := sha256.Sum256([]byte("wharf-endpoint:" + containerID + ":" + networkID))
+	return hex.EncodeToString(sum[:])
+}
+
+// endpointsOf describes a running container's networks from its recorded endpoint states.
+func endpointsOf(c *engine.Container) map[string]*network.EndpointSettings {
+	out := map[string]*network.EndpointSettings{}
+	for name, st := range c.Net.Networks {
+		ep := &network.EndpointSettings{NetworkID: st.NetworkID, EndpointID: endpointID(c.ID, st.NetworkID), IPPrefixLen: st.PrefixLen}
+		ep.IPAddress, _ = netip.ParseAddr(st.IP)
+		ep.Gateway, _ = netip.ParseAddr(st.Gateway)
+		if mac, err := parseMAC(st.MAC); err == nil {
+			ep.MacAddress = mac
 		}
-		return writeJSON(r.w, http.StatusOK, out)
-	case len(seg) == 1 && r.Method == http.MethodGet:
-		for _, n := range s.networks() {
-			if n.Name == seg[0] || n.ID == seg[0] || len(seg[0]) >= 3 && strings.HasPrefix(n.ID, seg[0]) {
-				return writeJSON(r.w, http.StatusOK, s.networkJSON(n))
+		if cfg := c.Endpoints[name]; cfg != nil {
+			ep.Aliases = cfg.Aliases
+			ep.IPAMConfig = cfg.IPAMConfig
+		}
+		if name != "bridge" {
+			ep.DNSNames = append([]string{strings.TrimPrefix(c.Name, "/"), c.ID[:12]}, st.Aliases...)
+		}
+		out[name] = ep
+	}
+	return out
+}
+
+func matchNetwork(n wnet.Info, f map[string][]string) bool {
+	for k, vs := range f {
+		ok := false
+		for _, v := range vs {
+			switch k {
+			case "name":
+				ok = ok || strings.Contains(n.Name, v)
+			case "id":
+				ok = ok || strings.HasPrefix(n.ID, v)
+			case "driver":
+				ok = ok || n.Driver == v
+			case "type":
+				ok = ok || v == "custom" && !n.BuiltIn || v == "builtin" && n.BuiltIn
+			case "label":
+				kk, vv, hasV := strings.Cut(v, "=")
+				lv, has := n.Labels[kk]
+				ok = ok || has && (!hasV || lv == vv)
+			case "scope":
+				ok = ok || v == "local"
+			default:
+				ok = true
 			}
 		}
-		return engine.NotFound("network %s not found", seg[0])
-	case len(seg) == 1 && seg[0] == "create":
-		return engine.Invalid("user-defined networks are not supported yet")
-	case len(seg) == 1 && seg[0] == "prune":
-		return writeJSON(r.w, http.StatusOK, map[string]any{"NetworksDeleted": []string{}})
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// networkCreateRequest is network.CreateRequest decoded leniently (older clients send CheckDuplicate).
+type networkCreateRequest struct {
+	Name     string
+	Driver   string
+	Internal bool
+	IPAM     *network.IPAM
+	Options  map[string]string
+	Labels   map[string]string
+}
+
+func (s *Server) networkCreate(r *request) error {
+	var req networkCreateRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return engine.Invalid("network name is required")
+	}
+	cfg := engine.NetworkConfig{Name: req.Name, Internal: req.Internal, Labels: req.Labels, Options: req.Options}
+	if req.IPAM != nil {
+		if req.IPAM.Driver != "" && req.IPAM.Driver != "default" {
+			return engine.NotFound("plugin %q not found", req.IPAM.Driver)
+		}
+		if len(req.IPAM.Config) > 1 {
+			return engine.Invalid("only one IPv4 subnet per network is supported")
+		}
+		for _, c := range req.IPAM.Config {
+			if c.Subnet.IsValid() {
+				cfg.Subnet = c.Subnet.String()
+			}
+			if c.Gateway.IsValid() {
+				if !c.Subnet.IsValid() {
+					return engine.Invalid("gateway %s requires a subnet", c.Gateway)
+				}
+				cfg.Gateway = c.Gateway.String()
+			}
+			if c.IPRange.IsValid() {
+				return engine.Invalid("--ip-range is not supported yet")
+			}
+		}
+	}
+	info, err := s.e.CreateNetwork(req.Driver, cfg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(r.w, http.StatusCreated, map[string]any{"Id": info.ID, "Warning": ""})
+}
+
+func (s *Server) networkList() []wnet.Info { return s.e.Networks() }
+
+func (s *Server) routeNetworks(r *request, seg []string) error {
+	m := r.Method
+	switch {
+	case len(seg) == 0 && m == http.MethodGet:
+		f, err := parseFilters(r.query("filters"))
+		if err != nil {
+			return err
+		}
+		out := []any{}
+		for _, n := range s.networkList() {
+			if matchNetwork(n, f) {
+				out = append(out, s.networkJSON(n))
+			}
+		}
+		return writeJSON(r.w, http.StatusOK, out)
+	case len(seg) == 1 && seg[0] == "create" && m == http.MethodPost:
+		return s.networkCreate(r)
+	case len(seg) == 1 && seg[0] == "prune" && m == http.MethodPost:
+		f, err := parseFilters(r.query("filters"))
+		if err != nil {
+			return err
+		}
+		deleted := s.e.PruneNetworks(func(n wnet.Info) bool {
+			for _, v := range f["label"] {
+				kk, vv, hasV := strings.Cut(v, "=")
+				lv, has := n.Labels[kk]
+				if !has || hasV && lv != vv {
+					return false
+				}
+			}
+			for _, v := range f["label!"] {
+				kk, vv, hasV := strings.Cut(v, "=")
+				lv, has := n.Labels[kk]
+				if has && (!hasV || lv == vv) {
+					return false
+				}
+			}
+			return true
+		})
+		if deleted == nil {
+			deleted = []string{}
+		}
+		return writeJSON(r.w, http.StatusOK, map[string]any{"NetworksDeleted": deleted})
+	case len(seg) == 1 && m == http.MethodGet:
+		n, err := s.e.Network(seg[0])
+		if err != nil {
+			return err
+		}
+		return writeJSON(r.w, http.StatusOK, s.networkJSON(n))
+	case len(seg) == 1 && m == http.MethodDelete:
+		if err := s.e.RemoveNetwork(seg[0]); err != nil {
+			return err
+		}
+		r.w.WriteHeader(http.StatusNoContent)
+		return nil
+	case len(seg) == 2 && seg[1] == "connect" && m == http.MethodPost:
+		var req network.ConnectRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+		if err := s.e.ConnectNetwork(seg[0], req.Container, req.EndpointConfig); err != nil {
+			return err
+		}
+		r.w.WriteHeader(http.StatusOK)
+		return nil
+	case len(seg) == 2 && seg[1] == "disconnect" && m == http.MethodPost:
+		var req network.DisconnectRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+		if err := s.e.DisconnectNetwork(seg[0], req.Container, req.Force); err != nil {
+			return err
+		}
+		r.w.WriteHeader(http.StatusOK)
+		return nil
 	}
 	return engine.NotFound("page not found")
 }

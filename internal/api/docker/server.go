@@ -36,7 +36,9 @@ type Server struct {
 	version string
 	// Builder, when set, serves POST /build.
 	Builder BuildFunc
-	http    *http.Server
+	// BuildPrune, when set, empties the build cache (POST /build/prune); it returns the entries removed.
+	BuildPrune func() (int, error)
+	http       *http.Server
 }
 
 // BuildFunc runs a legacy-builder build, writing Docker's JSON stream to out.
@@ -143,9 +145,19 @@ func (s *Server) route(r *request) error {
 	case p == "/build" && m == http.MethodPost:
 		return s.build(r)
 	case p == "/build/prune" && m == http.MethodPost:
-		return writeJSON(r.w, http.StatusOK, map[string]any{"CachesDeleted": []string{}, "SpaceReclaimed": 0})
+		deleted := []string{}
+		if s.BuildPrune != nil {
+			n, err := s.BuildPrune()
+			if err != nil {
+				return err
+			}
+			for i := 0; i < n; i++ {
+				deleted = append(deleted, fmt.Sprintf("cache-entry-%d", i))
+			}
+		}
+		return writeJSON(r.w, http.StatusOK, map[string]any{"CachesDeleted": deleted, "SpaceReclaimed": 0})
 	case p == "/auth" && m == http.MethodPost:
-		return engine.Invalid("login is not supported by this daemon yet")
+		return s.login(r)
 
 	case seg[0] == "containers":
 		return s.routeContainers(r, seg[1:])

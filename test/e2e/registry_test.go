@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startRegistry runs `wharf registry` on 127.0.0.1:<free port> with a temp root until the test ends.
+func startRegistry(t *testing.T, d *daemon, args ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	root := t.TempDir()
+	logf, _ := os.Create(filepath.Join(root, "registry.log"))
+	cmd := exec.Command(d.bin, append([]string{"registry", "--addr", addr, "--root", filepath.Join(root, "data")}, args...)...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	})
+	for i := 0; i < 300; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "registry.log"))
+	t.Fatalf("registry did not come up:\n%s", b)
+	return ""
+}
+
+// cfgCLI runs a client with its own config dir (credentials), so logins stay in the test.
+type cfgCLI struct {
+	cli
+	dir string
+}
+
+func (c cfgCLI) run(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.path, args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST="+c.host, "DOCKER_CONFIG="+c.dir, "DOCKER_CLI_HINTS=false")
+	var so, se strings.Builder
+	cmd.Stdout, cmd.Stderr = &so, &se
+	cmd.Stdin = strings.NewReader(stdin)
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", c.name, args, err)
+	}
+	return result{Stdout: so.String(), Stderr: se.String(), Code: code}
+}
+
+func (c cfgCLI) ok(t *testing.T, args ...string) string {
+	t.Helper()
+	r := c.run(t, "", args...)
+	if r.Code != 0 {
+		t.Fatalf("%s %s: %s", c.name, strings.Join(args, " "), r)
+	}
+	return r.Stdout
+}
+
+func TestRegistryPushPullRun(t *testing.T) {
+	d := needDaemon(t)
+	addr := startRegistry(t, d)
+	forEachClient(t, func(t *testing.T, c cli) {
+		ref := fmt.Sprintf("%s/test/busybox-%s:1", addr, c.name)
+		c.ok(t, "tag", "busybox:latest", ref)
+		t0 := time.Now()
+		out := c.ok(t, "push", ref)
+		t.Logf("%s push: %v", c.name, time.Since(t0))
+		if !strings.Contains(out, "The push refers to repository ["+addr+"/test/busybox-"+c.name+"]") || !strings.Contains(out, "1: digest: sha256:") {
+			t.Fatalf("push output:\n%s", out)
+		}
+		out = c.ok(t, "push", ref)
+		if !strings.Contains(out, "Layer already exists") {
+			t.Errorf("second push:\n%s", out)
+		}
+		c.ok(t, "rmi", ref)
+		t0 = time.Now()
+		out = c.ok(t, "pull", ref)
+		t.Logf("%s pull: %v", c.name, time.Since(t0))
+		if !strings.Contains(out, "Digest: sha256:") || !strings.Contains(out, "Status: ") {
+			t.Errorf("pull output:\n%s", out)
+		}
+		if got := strings.TrimSpace(c.ok(t, "run", "--rm", ref, "echo", "pulled ok")); got != "pulled ok" {
+			t.Errorf("run: %q", got)
+		}
+		digests := c.ok(t, "image", "inspect", "-f", "{{json .RepoDigests}}", ref)
+		if !strings.Contains(digests, addr+"/test/busybox-"+c.name+"@sha256:") {
+			t.Errorf("RepoDigests: %s", digests)
+		}
+		c.ok(t, "rmi", ref)
+
+		r := c.run(t, "", "pull", addr+"/no/such:1")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "pull access denied for "+addr+"/no/such, repository does not exist or may require 'docker login'") {
+			t.Errorf("unknown repo: %s", r)
+		}
+		r = c.run(t, "", "pull", fmt.Sprintf("%s/test/busybox-%s:nope", addr, c.name))
+		if r.Code != 1 || !strings.Contains(r.Stderr, "manifest for "+addr+"/test/busybox-"+c.name+":nope not found: manifest unknown") {
+			t.Errorf("unknown tag: %s", r)
+		}
+	})
+}
+
+func TestRegistryAuth(t *testing.T) {
+	d := needDaemon(t)
+	htp := filepath.Join(t.TempDir(), "htpasswd")
+	if b, err := exec.Command(d.bin, "registry", "htpasswd", "-u", "alice", "-p", "s3cret", htp).CombinedOutput(); err != nil {
+		t.Fatalf("htpasswd: %v %s", err, b)
+	}
+	addr := startRegistry(t, d, "--htpasswd", htp)
+	forEachClient(t, func(t *testing.T, cc cli) {
+		c := cfgCLI{cc, t.TempDir()}
+		ref := fmt.Sprintf("%s/priv/busybox-%s:1", addr, c.name)
+		c.ok(t, "tag", "busybox:latest", ref)
+		defer c.run(t, "", "rmi", ref)
+		r := c.run(t, "", "push", ref)
+		if r.Code != 1 || !strings.Contains(r.Stderr+r.Stdout, "no basic auth credentials") && !strings.Contains(r.Stderr+r.Stdout, "unauthorized") {
+			t.Fatalf("push without login: %s", r)
+		}
+		r = c.run(t, "wrong\n", "login", "-u", "alice", "--password-stdin", addr)
+		if r.Code != 1 || !strings.Contains(r.Stderr, "401 Unauthorized") {
+			t.Errorf("login with a bad password: %s", r)
+		}
+		r = c.run(t, "s3cret\n", "login", "-u", "alice", "--password-stdin", addr)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "Login Succeeded") {
+			t.Fatalf("login: %s", r)
+		}
+		c.ok(t, "push", ref)
+		c.ok(t, "rmi", ref)
+		c.ok(t, "pull", ref)
+		c.ok(t, "logout", addr)
+		c.ok(t, "rmi", ref)
+		if r := c.run(t, "", "pull", ref); r.Code != 1 {
+			t.Errorf("pull after logout: %s", r)
+		}
+	})
+}
