@@ -43,6 +43,9 @@ for _ in $(seq 300); do [ -S "$SOCK" ] && break; sleep 0.02; done
 DOCKER_HOST=$HOST WHARF_BIN=$BIN bash scripts/base-images.sh --only busybox >/dev/null
 
 declare -A R
+# Through the Engine API alone (the docker CLI's requests, no CLI process): a Go benchmark with its own daemon.
+api_ns=$(WHARF_BIN=$BIN go test ./test/e2e -run '^$' -bench BenchmarkRunRmTrueAPI -benchtime "${N}x" 2>/dev/null | awk '/^BenchmarkRunRmTrueAPI/ {print $3}')
+[ -n "$api_ns" ] && R[wharf_api]=$(awk -v n="$api_ns" 'BEGIN{printf "%.2f", n/1e6}')
 R[wharf_cli]=$(median_ms "$BIN" -H "$HOST" run --rm busybox true)
 if command -v docker >/dev/null; then
   R[docker_cli_wharf]=$(median_ms env DOCKER_HOST="$HOST" docker run --rm busybox true)
@@ -79,7 +82,8 @@ if command -v docker >/dev/null && docker -H unix:///var/run/docker.sock image i
 fi
 
 echo "== run --rm busybox true: median of $N runs (ms), ratio to ${FLOOR:-none}"
-for k in wharf_cli docker_cli_wharf bare_crun bare_runc podman real_dockerd; do
+echo "(wharf_api is a mean over N runs; the others are medians)"
+for k in wharf_api wharf_cli docker_cli_wharf bare_crun bare_runc podman real_dockerd; do
   [ -n "${R[$k]:-}" ] || continue
   ratio=""
   [ -n "$FLOOR" ] && ratio=$(awk -v a="${R[$k]}" -v b="${R[$FLOOR]}" 'BEGIN{printf "%.2fx", a/b}')

@@ -227,12 +227,14 @@ func (e *Engine) monitor(c *Container, task runtime.Task) {
 		st.Code = 255
 		st.ExitedAt = time.Now()
 	}
+	tExit := time.Now()
 	c.mu.Lock()
 	if c.task != task {
 		c.mu.Unlock()
 		return
 	}
 	task.Delete()
+	tDel := time.Since(tExit)
 	c.task = nil
 	e.net.Detach(c.ID)
 	e.snaps.Unmount(c.ID)
@@ -256,11 +258,14 @@ func (e *Engine) monitor(c *Container, task runtime.Task) {
 	autoRemove := c.HostConfig.AutoRemove
 	delay := restartDelay(c)
 	c.mu.Unlock()
+	e.log.Debug("exited", "id", c.ShortID(), "code", st.Code, "task-delete", tDel, "cleanup", time.Since(tExit))
 	e.containerEvent(c, "die", map[string]string{"exitCode": strconv.Itoa(st.Code)})
 	if autoRemove {
+		t := time.Now()
 		if err := e.Remove(c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil {
 			e.log.Warn("auto-remove", "id", c.ShortID(), "err", err)
 		}
+		e.log.Debug("auto-removed", "id", c.ShortID(), "took", time.Since(t))
 	}
 	for _, w := range waiters {
 		w <- st.Code
