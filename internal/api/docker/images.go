@@ -83,7 +83,24 @@ func (s *Server) imageList(r *request) error {
 		if !matchImage(img, f) {
 			continue
 		}
-		out = append(out, imageSummary(s.e, img))
+		sum := imageSummary(s.e, img)
+		if refs := f["reference"]; len(refs) > 0 {
+			// As dockerd: only the tags that matched the reference filter are listed.
+			var tags []string
+			for _, tag := range img.RepoTags {
+				for _, ref := range refs {
+					if ok, _ := matchRef(ref, tag); ok {
+						tags = append(tags, tag)
+						break
+					}
+				}
+			}
+			if tags == nil {
+				tags = []string{}
+			}
+			sum["RepoTags"] = tags
+		}
+		out = append(out, sum)
 	}
 	return writeJSON(r.w, http.StatusOK, out)
 }
