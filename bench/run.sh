@@ -109,3 +109,13 @@ done
 per=$(( ( (after - idle) + shims ) / M ))
 echo "daemon RSS with $M containers: $((after / 1024)) MB; shims total private (RssAnon): $((shims / 1024)) MB"
 echo "per container beyond its own processes: $per kB"
+
+# The other areas' benchmarks, each with its own daemon (BENCH_AREAS="network build" to choose).
+cleanup; trap - EXIT
+for area in ${BENCH_AREAS:-network build registry kube}; do
+  if [ -f "bench/$area.sh" ]; then
+    echo
+    echo "######## $area"
+    bash "bench/$area.sh" || echo "bench/$area.sh failed (exit $?)"
+  fi
+done

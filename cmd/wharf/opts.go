@@ -50,6 +50,7 @@ type containerOptions struct {
 	expose            []string
 	networks          []string
 	aliases           []string
+	ipv4              string
 	volumes           []string
 	mounts            []string
 	tmpfs             []string
@@ -126,6 +127,7 @@ func addContainerFlags(flags *pflag.FlagSet, o *containerOptions) {
 	listVarP(flags, &o.aliases, "network-alias", "", "Add network-scoped alias for the container")
 	listVarP(flags, &o.aliases, "net-alias", "", "Add network-scoped alias for the container")
 	_ = flags.MarkHidden("net-alias")
+	flags.StringVar(&o.ipv4, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
 	listVarP(flags, &o.volumes, "volume", "v", "Bind mount a volume")
 	listVarP(flags, &o.mounts, "mount", "", "Attach a filesystem mount to the container")
 	listVarP(flags, &o.tmpfs, "tmpfs", "", "Mount a tmpfs directory")
@@ -396,11 +398,22 @@ func (o *containerOptions) parse() (*containerConfig, error) {
 		hc.Init = &v
 	}
 
+	var ipam *network.EndpointIPAMConfig
+	if o.ipv4 != "" {
+		a, err := netip.ParseAddr(o.ipv4)
+		if err != nil || !a.Is4() {
+			return nil, fmt.Errorf("invalid IPv4 address: %s", o.ipv4)
+		}
+		ipam = &network.EndpointIPAMConfig{IPv4Address: a}
+	}
 	endpoints := map[string]*network.EndpointSettings{}
 	if len(o.networks) == 0 {
 		ep := &network.EndpointSettings{}
 		if len(o.aliases) > 0 {
 			return nil, errors.New("network-scoped aliases are only supported for user-defined networks")
+		}
+		if ipam != nil {
+			return nil, errors.New("user specified IP address is supported on user defined networks only")
 		}
 		endpoints["default"] = ep
 	} else {
@@ -414,6 +427,12 @@ func (o *containerOptions) parse() (*containerConfig, error) {
 					return nil, errors.New("network-scoped aliases are only supported for user-defined networks")
 				}
 				ep.Aliases = o.aliases
+			}
+			if i == 0 && ipam != nil {
+				if isBuiltinNetwork(n) {
+					return nil, errors.New("user specified IP address is supported on user defined networks only")
+				}
+				ep.IPAMConfig = ipam
 			}
 			endpoints[n] = ep
 		}

@@ -365,3 +365,22 @@ func TestRunFlagConflicts(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestRunIPFlag(t *testing.T) {
+	_, cc, err := parseRunArgs(t, "--network", "mynet", "--ip", "10.123.45.77", "busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := cc.NetworkingConfig.EndpointsConfig["mynet"]
+	if ep == nil || ep.IPAMConfig == nil || ep.IPAMConfig.IPv4Address.String() != "10.123.45.77" {
+		t.Errorf("endpoints %+v", cc.NetworkingConfig.EndpointsConfig)
+	}
+	for want, args := range map[string][]string{
+		"user specified IP address is supported on user defined networks only": {"--ip", "10.1.2.3", "busybox"},
+		"invalid IPv4 address: nope": {"--network", "mynet", "--ip", "nope", "busybox"},
+	} {
+		if _, _, err := parseRunArgs(t, args...); err == nil || err.Error() != want {
+			t.Errorf("%v: err %v, want %q", args, err, want)
+		}
+	}
+}

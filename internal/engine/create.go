@@ -151,8 +151,7 @@ func (e *Engine) Create(ctx context.Context, opts CreateOptions) (*Container, []
 	if _, err := e.snaps.Prepare(id, img.ChainIDs()); err != nil {
 		return fail(fmt.Errorf("prepare rootfs: %w", err))
 	}
-	// Docker leaves the rootfs mounted only while running; we unmount until start.
-	e.snaps.Unmount(id)
+	// The rootfs stays mounted for the start that usually follows (docker run): one mount, not two.
 	mounts, err := e.prepareMounts(c, &img.Config.Config)
 	if err != nil {
 		return fail(err)

@@ -622,7 +622,8 @@ func resolvConf(hc *container.HostConfig, hostNet bool, embedded net.IP) []byte 
 	return []byte(b.String())
 }
 
-// writeFileAtomic writes via a temp file, fsync and rename, so readers never see a partial file.
+// writeFileAtomic writes via a temp file and rename, so readers never see a partial file. No fsync: these files
+// are derived state, written again at every start.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
@@ -634,11 +635,6 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	tmp.Chmod(mode)
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
 	tmp.Close()
 	return os.Rename(tmp.Name(), path)
 }
