@@ -21,7 +21,6 @@ BRIDGE=whbenchb0
 WORK=$(mktemp -d /tmp/wharf-bench-build-XXXXXX)
 SOCK=$WORK/s.sock
 HOST=unix://$SOCK
-REAL_IMAGES=()   # image IDs / names created on the real dockerd
 PODMAN_IMAGES=() # the same on podman
 
 cleanup() {
@@ -31,23 +30,45 @@ cleanup() {
     kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null
   fi
   "$BIN" __cleanup --data-root "$WORK/data" --exec-root "$WORK/exec" --bridge-name "$BRIDGE" >/dev/null 2>&1
-  if [ ${#REAL_IMAGES[@]} -gt 0 ]; then
-    # Containers the legacy builder left behind from a failed step (labelled by nothing: find them by image).
-    for img in "${REAL_IMAGES[@]}"; do
-      c=$(docker -H "unix://$REAL_SOCK" ps -aq --filter "ancestor=$img" 2>/dev/null)
-      [ -n "$c" ] && docker -H "unix://$REAL_SOCK" rm -f $c >/dev/null 2>&1
-    done
-    # Newest first: built images before the imported bases they sit on.
-    for ((i = ${#REAL_IMAGES[@]} - 1; i >= 0; i--)); do
-      docker -H "unix://$REAL_SOCK" rmi -f "${REAL_IMAGES[$i]}" >/dev/null 2>&1
-    done
-  fi
+  [ "${HAVE_REAL:-0}" = 1 ] && real_cleanup
   if [ ${#PODMAN_IMAGES[@]} -gt 0 ]; then
     for ((i = ${#PODMAN_IMAGES[@]} - 1; i >= 0; i--)); do podman rmi -f "${PODMAN_IMAGES[$i]}" >/dev/null 2>&1; done
   fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# real_cleanup: on the real dockerd, remove the bases imported here and every image descending from them
+# (intermediate images of every stage included), leaves first, and any container made from one of them.
+real_cleanup() {
+  local R="docker -H unix://$REAL_SOCK" bases all order
+  bases=$($R image inspect --format '{{.Id}}' wharf-bench/busybox:latest wharf-bench/nginx:latest 2>/dev/null)
+  [ -n "$bases" ] || return 0
+  all=$($R images -aq --no-trunc | sort -u)
+  [ -n "$all" ] || return 0
+  # "<depth> <id>" for each image whose parent chain reaches a base, deepest first.
+  order=$($R image inspect --format '{{.Id}} {{.Parent}}' $all | python3 -c '
+import sys
+bases = set(sys.argv[1:])
+parent = dict((l.split() + [""])[:2] for l in sys.stdin if l.strip())
+out = []
+for i in parent:
+    d, p = 0, i
+    while p and p not in bases:
+        p, d = parent.get(p, ""), d + 1
+    if p:
+        out.append((d, i))
+for d, i in sorted(out, reverse=True):
+    print(i)
+' $bases)
+  local ids img c
+  ids=$(echo "$order" | tr '\n' ' ')
+  for c in $($R ps -aq --no-trunc); do
+    img=$($R inspect --format '{{.Image}}' "$c" 2>/dev/null)
+    case " $ids " in *" $img "*) $R rm -f "$c" >/dev/null 2>&1 ;; esac
+  done
+  for img in $order; do $R rmi -f "$img" >/dev/null 2>&1; done
+}
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) exit 1; m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.0f\n", m}'; }
@@ -116,9 +137,7 @@ done)
 wharf_cli() { "$BIN" -H "$HOST" build -q "$@"; }
 docker_wharf() { DOCKER_HOST=$HOST DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false docker build -q "$@"; }
 real_dockerd() {
-  DOCKER_HOST=unix://$REAL_SOCK DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false docker build -q "$@" >"$WORK/real.id" || return 1
-  local id; id=$(tail -n 1 "$WORK/real.id"); [ -n "$id" ] && echo "$id" >>"$WORK/real.ids"
-  cat "$WORK/real.id"
+  DOCKER_HOST=unix://$REAL_SOCK DOCKER_BUILDKIT=0 DOCKER_CLI_HINTS=false docker build --force-rm -q "$@"
 }
 podman_b() {
   podman build --layers -q "$@" >"$WORK/podman.id" || return 1
@@ -141,14 +160,12 @@ HAVE_REAL=0
 if command -v docker >/dev/null && docker -H "unix://$REAL_SOCK" version >/dev/null 2>&1; then
   HAVE_REAL=1
   BUILDERS+=(real_dockerd)
-  REAL_IMAGES+=(wharf-bench/busybox:latest wharf-bench/nginx:latest)
   # dockerd 20.10 rejects STOPSIGNAL on import; it plays no part in a build.
   docker -H "unix://$REAL_SOCK" import --change 'CMD ["sh"]' --change "ENV $PATH_ENV" \
     "$CACHE/busybox.tar" wharf-bench/busybox:latest >/dev/null
   docker -H "unix://$REAL_SOCK" import --change 'CMD ["nginx","-g","daemon off;"]' --change 'EXPOSE 80' \
     --change "ENV $PATH_ENV" "$CACHE/nginx.tar" wharf-bench/nginx:latest >/dev/null
 fi
-: >"$WORK/real.ids"
 : >"$WORK/podman.ids"
 
 declare -A R
@@ -179,9 +196,7 @@ for b in "${BUILDERS[@]}"; do
   "$b" -t wharf-bench/many "$WORK/ctx/many" >/dev/null
   measure copy10k_changed "$b" change_one_file -t wharf-bench/many "$WORK/ctx/many" || continue
 done
-# Everything built on the real dockerd / podman, removed at exit (their parents go with them).
-while read -r id; do [ -n "$id" ] && REAL_IMAGES+=("$id"); done <"$WORK/real.ids"
-[ "$HAVE_REAL" = 1 ] && REAL_IMAGES+=(wharf-bench/tutorial wharf-bench/stages wharf-bench/many)
+# Everything built on podman, removed at exit (their parents go with them); the real dockerd: real_cleanup.
 while read -r id; do [ -n "$id" ] && PODMAN_IMAGES+=("$id"); done <"$WORK/podman.ids"
 [ "$HAVE_PODMAN" = 1 ] && PODMAN_IMAGES+=(wharf-bench/tutorial wharf-bench/stages wharf-bench/many)
 

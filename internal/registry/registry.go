@@ -141,9 +141,13 @@ func (p *httpPolicy) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Scheme == "http" && !p.c.plainHTTPAllowed(r.URL.Host) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Scheme = "https"
-		return p.base.RoundTrip(r2)
+		r = r2
 	}
-	return p.base.RoundTrip(r)
+	resp, err := p.base.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	return limitManifest(r, resp)
 }
 
 func (c *Client) transport() http.RoundTripper {
@@ -252,6 +256,9 @@ func hasCode(te *transport.Error, codes ...transport.ErrorCode) bool {
 
 // pullError words a failed manifest fetch as dockerd's pull does.
 func pullError(named reference.Named, auth *AuthConfig, err error) error {
+	if e := tooLargeError(err); e != nil {
+		return e
+	}
 	var te *transport.Error
 	if errors.As(err, &te) {
 		switch {
@@ -278,6 +285,9 @@ func unauthorizedError(auth *AuthConfig, te *transport.Error, err error) error {
 // wrapNetError keeps go's error text ("Get \"http://…/v2/\": dial tcp …: connect: connection
 // refused"), which is what dockerd shows for an unreachable registry.
 func wrapNetError(err error) error {
+	if e := tooLargeError(err); e != nil {
+		return e
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return err
