@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wharf image build benchmark (issue 4), peers measured in the same run. Needs root; called by bench/run.sh.
-#   bash bench/build.sh          (N=5 runs per case; N=… to change)
+#   bash bench/build.sh          (N=3 runs per case; N=… to change)
 # Cases, each the median of N runs:
 #   tutorial   the seed's Dockerfile (FROM nginx:latest + COPY index.html): cold (--no-cache) and cached rebuild
 #   3-stage    three busybox stages with RUN and COPY --from: cold and cached rebuild
@@ -11,7 +11,7 @@
 # and podman they are imported under private names (wharf-bench/…) and removed at exit with everything built here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${N:-5}
+N=${N:-3}
 [ -x bin/wharf ] || make build >/dev/null
 BIN=$PWD/bin/wharf
 CACHE=${WHARF_IMAGE_CACHE:-/var/cache/wharf/base-images}

@@ -590,7 +590,7 @@ func (s *Server) update(ctx context.Context, r *resource, ns, name, sub string, 
 			return nil, false, apierrors.NewInvalid(r.gvk().GroupKind(), name, errs)
 		}
 		// finishing a deletion: the last finalizer is gone
-		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 {
+		if m.GetDeletionTimestamp() != nil && len(m.GetFinalizers()) == 0 && (om.GetDeletionGracePeriodSeconds() == nil || *om.GetDeletionGracePeriodSeconds() == 0) {
 			if dryRun {
 				return obj, false, nil
 			}
@@ -924,7 +924,7 @@ func (s *Server) serveDelete(w http.ResponseWriter, req *http.Request, r *resour
 		writeError(w, err)
 		return
 	}
-	if !finished {
+	if !finished || r.name == "pods" { // pods answer with the object, as kube-apiserver does
 		s.writeObject(w, req, r, http.StatusOK, obj)
 		return
 	}
@@ -960,17 +960,33 @@ func (s *Server) deleteObject(ctx context.Context, r *resource, ns, name string,
 				return nil, false, apierrors.NewConflict(r.gr(), name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pc.ResourceVersion, m.GetResourceVersion()))
 			}
 		}
-		if dryRun {
-			return obj, true, nil
-		}
 		if r.name == "namespaces" {
+			if dryRun {
+				return obj, true, nil
+			}
 			return s.deleteNamespace(ctx, r, obj, kv)
 		}
-		if len(m.GetFinalizers()) > 0 {
-			if m.GetDeletionTimestamp() == nil {
-				now := metav1.Now().Rfc3339Copy()
-				m.SetDeletionTimestamp(&now)
+		graceful, pending := beforeDelete(r, obj, opts)
+		if pending {
+			return obj, false, nil // a graceful deletion is already under way
+		}
+		fins, finChanged := gcFinalizers(m, opts)
+		if graceful || finChanged || len(fins) > 0 {
+			m.SetFinalizers(fins)
+			if !graceful && (m.GetDeletionTimestamp() == nil || len(fins) > 0) {
+				if m.GetDeletionTimestamp() == nil {
+					now := metav1.Now().Rfc3339Copy()
+					m.SetDeletionTimestamp(&now)
+					if g := m.GetGeneration(); g > 0 {
+						m.SetGeneration(g + 1)
+					}
+				}
 				m.SetDeletionGracePeriodSeconds(ptr(int64(0)))
+			}
+			if graceful || len(fins) > 0 {
+				if dryRun {
+					return obj, false, nil
+				}
 				data, _ := s.encodeForStore(r, obj)
 				nkv, err := s.store.Update(ctx, kv.Key, data, kv.ModRevision)
 				if err != nil {
@@ -980,11 +996,14 @@ func (s *Server) deleteObject(ctx context.Context, r *resource, ns, name string,
 					return nil, false, storeErr(r, name, err)
 				}
 				m.SetResourceVersion(strconv.FormatInt(nkv.ModRevision, 10))
+				if len(fins) > 0 {
+					s.kickGC()
+				}
+				return obj, false, nil
 			}
-			return obj, false, nil
 		}
-		if prop == metav1.DeletePropagationForeground {
-			s.collectDependents(ctx, m.GetNamespace(), m.GetUID(), prop)
+		if dryRun {
+			return obj, true, nil
 		}
 		if _, _, err := s.store.Delete(ctx, kv.Key, kv.ModRevision); err != nil {
 			if errors.Is(err, store.ErrConflict) && attempt < 10 {
@@ -997,72 +1016,9 @@ func (s *Server) deleteObject(ctx context.Context, r *resource, ns, name string,
 	}
 }
 
-// afterDelete runs the garbage collection of dependents.
+// afterDelete lets the garbage collector handle the dependents.
 func (s *Server) afterDelete(r *resource, obj runtime.Object, prop metav1.DeletionPropagation) {
-	m := obj.(metav1.Object)
-	if prop == metav1.DeletePropagationForeground {
-		return // already done
-	}
-	s.bgWG.Add(1)
-	go func() {
-		defer s.bgWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		s.collectDependents(ctx, m.GetNamespace(), m.GetUID(), prop)
-	}()
-}
-
-// collectDependents deletes (or, for Orphan, releases) the objects whose
-// ownerReferences name uid.
-func (s *Server) collectDependents(ctx context.Context, ns string, uid types.UID, prop metav1.DeletionPropagation) {
-	for _, r := range s.reg.all {
-		if !r.namespaced || r.name == "events" {
-			continue
-		}
-		res, err := s.store.List(ctx, r.listPrefix(ns), store.ListOptions{})
-		if err != nil {
-			continue
-		}
-		for _, kv := range res.KVs {
-			if !bytes.Contains(kv.Value, []byte(uid)) {
-				continue
-			}
-			obj, err := s.decodeStored(r, kv)
-			if err != nil {
-				continue
-			}
-			m := obj.(metav1.Object)
-			owned := false
-			for _, ref := range m.GetOwnerReferences() {
-				if ref.UID == uid {
-					owned = true
-				}
-			}
-			if !owned {
-				continue
-			}
-			if prop == metav1.DeletePropagationOrphan {
-				s.update(ctx, r, m.GetNamespace(), m.GetName(), "", false, "", func(cur runtime.Object) (runtime.Object, error) {
-					if cur == nil {
-						return nil, apierrors.NewNotFound(r.gr(), m.GetName())
-					}
-					cm := cur.(metav1.Object)
-					var refs []metav1.OwnerReference
-					for _, ref := range cm.GetOwnerReferences() {
-						if ref.UID != uid {
-							refs = append(refs, ref)
-						}
-					}
-					cm.SetOwnerReferences(refs)
-					cm.SetResourceVersion("")
-					return cur, nil
-				})
-				continue
-			}
-			bg := metav1.DeletePropagationBackground
-			s.deleteObject(ctx, r, m.GetNamespace(), m.GetName(), &metav1.DeleteOptions{PropagationPolicy: &bg})
-		}
-	}
+	s.kickGC()
 }
 
 // deleteNamespace removes everything in the namespace, then the namespace.

@@ -60,6 +60,9 @@ type Options struct {
 	ServiceCIDR string
 	// NodePortMin/Max (default 30000–32767).
 	NodePortMin, NodePortMax int
+	// GCInterval is how often the garbage collector sweeps when no
+	// deletion kicks it (default DefaultGCInterval).
+	GCInterval time.Duration
 	// Logf logs (default: discard).
 	Logf func(format string, args ...any)
 }
@@ -83,6 +86,7 @@ type Server struct {
 	events     eventCache
 	started    time.Time
 	bgWG       sync.WaitGroup
+	gcKick     chan struct{}
 }
 
 // New prepares the server: generates (first start) or loads the PKI and
@@ -101,7 +105,10 @@ func New(opts Options) (*Server, error) {
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
 	}
-	s := &Server{opts: opts, ready: make(chan struct{}), started: time.Now()}
+	if opts.GCInterval <= 0 {
+		opts.GCInterval = DefaultGCInterval
+	}
+	s := &Server{opts: opts, ready: make(chan struct{}), started: time.Now(), gcKick: make(chan struct{}, 1)}
 	var err error
 	s.scheme, err = newScheme()
 	if err != nil {
@@ -263,6 +270,14 @@ func (s *Server) Run(ctx context.Context) error {
 		// interval earlier
 		go s.compactLoop(ctx, EtcdCompactionInterval)
 	}
+	gcCtx, gcCancel := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		s.gcLoop(gcCtx, s.opts.GCInterval)
+	}()
+	defer func() { gcCancel(); <-gcDone }() // before a store we opened is closed
+	s.kickGC() // dependents left over from before a restart
 	close(s.ready)
 	s.opts.Logf("kube API server listening on %s", s.server)
 	// build the OpenAPI documents and the managed-fields type converter in
