@@ -213,7 +213,18 @@ ports_case() { # ports_case <cli fn> <engine> <n> <name>
     pargs=(-p "127.0.0.1:$base-$((base + n - 1)):10000-$((10000 + n - 1))")
   fi
   local last=$((10000 + (n > 0 ? n - 1 : 0)))
-  t_run=$(ms_of $cli run -d --name "$name" "${pargs[@]}" "$5" httpd -f -p "$last" -h /etc)
+  local s e
+  s=$(now_ns)
+  if ! $cli run -d --name "$name" "${pargs[@]}" "$5" httpd -f -p "$last" -h /etc >/dev/null 2>"$WORK/err"; then
+    e=$(now_ns)
+    [ "$eng" = wharf ] && rules=$(nft_rules)
+    $cli rm -f "$name" >/dev/null 2>&1
+    printf '%-8s %6s %10s %8s %10s %12s %14s\n' "$eng" "$n" "FAILED" "-" "$rules" "-" "-"
+    FAILURES+=("$eng, $n ports, after $(( (e - s) / 1000000 )) ms: $(head -n1 "$WORK/err")")
+    return 0
+  fi
+  e=$(now_ns)
+  t_run=$(( (e - s) / 1000000 ))
   if [ "$eng" = wharf ]; then rules=$(nft_rules); rss="$(rss_mb "$DPID") MB"; fi
   if [ "$n" -gt 0 ]; then
     wait_200 "http://127.0.0.1:$((base + n - 1))/passwd" 10 2>/dev/null && ok=yes || ok=no
@@ -229,12 +240,14 @@ ports_case() { # ports_case <cli fn> <engine> <n> <name>
   t_rm=$(ms_of $cli rm -f "$name")
   printf '%-8s %6s %10s %8s %10s %12s %14s\n' "$eng" "$n" "$t_run" "$t_rm" "$rules" "$rss" "$ok"
 }
+FAILURES=()
 for n in 0 100 1000; do ports_case W wharf "$n" "ports$n" busybox; done
 echo "(rules with no container: $(nft_rules))"
 if [ $HAVE_DOCKER -eq 1 ] && D image inspect busybox >/dev/null 2>&1; then
   # dockerd 20.10 starts one docker-proxy process per published port: 1000 is left out on purpose.
   for n in 0 100; do DOCKER_CTRS+=("$TAG-ports$n"); ports_case D docker "$n" "$TAG-ports$n" busybox; done
 fi
+for f in "${FAILURES[@]}"; do echo "failed: $f"; done
 if [ -n "${R1000:-}" ]; then
   awk -v r="$R1000" -v p="$P1000" -v b="${MED[wharf_p_lo]}" 'BEGIN{printf "wharf -p 127.0.0.1 with 1000 other ports published: %.0f req/s (%.0f%% of the run above), p99 %.2f ms\n", r, 100*r/b, p}'
 fi

@@ -156,6 +156,9 @@ func BenchmarkUpdateLatency100PerSec(b *testing.B) { benchWrites(b, 100, true) }
 // client; a write that takes longer than 1 ms delays the next).
 func BenchmarkCreateLatency1000PerSec(b *testing.B) { benchWrites(b, 1000, false) }
 
+// BenchmarkUpdateLatency1000PerSec: updates paced at 1000 writes/s.
+func BenchmarkUpdateLatency1000PerSec(b *testing.B) { benchWrites(b, 1000, true) }
+
 func etcdStore(b *testing.B) store.Interface {
 	ep := startEtcd(b)
 	st, err := store.OpenEtcd(context.Background(), store.EtcdOptions{Endpoints: []string{ep}})
@@ -172,6 +175,12 @@ func BenchmarkEtcdCreateLatency100PerSec(b *testing.B) { benchWritesOn(b, etcdSt
 
 // BenchmarkEtcdUpdateLatency100PerSec: updates on etcd.
 func BenchmarkEtcdUpdateLatency100PerSec(b *testing.B) { benchWritesOn(b, etcdStore(b), 100, true) }
+
+// BenchmarkEtcdCreateLatency1000PerSec: creates on etcd at 1000 writes/s.
+func BenchmarkEtcdCreateLatency1000PerSec(b *testing.B) { benchWritesOn(b, etcdStore(b), 1000, false) }
+
+// BenchmarkEtcdUpdateLatency1000PerSec: updates on etcd at 1000 writes/s.
+func BenchmarkEtcdUpdateLatency1000PerSec(b *testing.B) { benchWritesOn(b, etcdStore(b), 1000, true) }
 
 // BenchmarkWatchFanout: 100 watchers of configmaps, 10,000 creates; time
 // until every watcher has every event (bbolt without fsync, to measure the
