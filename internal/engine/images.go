@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -56,14 +57,46 @@ func (e *Engine) ImageRemove(ref string, force bool) ([]ImageDeleteItem, error) 
 	running, stopped := e.imageUsers(img.ID)
 	var out []ImageDeleteItem
 	byID := isIDRef(ref, img)
-	if !byID && len(img.RepoTags)+len(img.RepoDigests) > 1 {
-		// Just this reference goes.
-		if _, err := e.Images.Untag(ref); err != nil {
-			return nil, err
+	if !byID {
+		// The reference goes, and with the last tag of a repository its digest references go too (as dockerd).
+		repo := repoName(ref)
+		tagged := familiarRef(ref)
+		if named, err := reference.ParseNormalizedNamed(ref); err == nil {
+			tagged = reference.FamiliarString(reference.TagNameOnly(named))
 		}
-		out = append(out, ImageDeleteItem{Untagged: familiarRef(ref)})
-		e.ev.publish(Event{Type: "image", Action: "untag", ID: img.ID.String(), Attrs: map[string]string{"name": ref}})
-		return out, nil
+		var sameRepoTags int
+		var remaining []string
+		for _, t := range img.RepoTags {
+			if t == tagged {
+				continue
+			}
+			if repoName(t) == repo {
+				sameRepoTags++
+			}
+			remaining = append(remaining, t)
+		}
+		var repoDigests []string
+		for _, d := range img.RepoDigests {
+			if repoName(d) == repo && sameRepoTags == 0 {
+				repoDigests = append(repoDigests, d)
+				continue
+			}
+			remaining = append(remaining, d)
+		}
+		if len(remaining) > 0 {
+			for _, r := range append([]string{ref}, repoDigests...) {
+				if _, err := e.Images.Untag(r); err != nil {
+					return nil, err
+				}
+				name := r
+				if r == ref {
+					name = tagged
+				}
+				out = append(out, ImageDeleteItem{Untagged: name})
+				e.ev.publish(Event{Type: "image", Action: "untag", ID: img.ID.String(), Attrs: map[string]string{"name": name}})
+			}
+			return out, nil
+		}
 	}
 	if byID && len(img.RepoTags) > 1 && !force {
 		return nil, Conflict("conflict: unable to delete %s (must be forced) - image is referenced in multiple repositories", shortImageID(img.ID))
@@ -174,6 +207,15 @@ func (e *Engine) ImageTag(ref, newRef string) error {
 func (e *Engine) ImageInUse(id digest.Digest) int {
 	r, s := e.imageUsers(id)
 	return len(r) + len(s)
+}
+
+// repoName is the familiar repository of a reference ("busybox" for "busybox:1" and "busybox@sha256:…").
+func repoName(ref string) string {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return ref
+	}
+	return reference.FamiliarName(named)
 }
 
 func errUnsupportedChange(ch string) error {

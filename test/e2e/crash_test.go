@@ -14,7 +14,7 @@ import (
 // many times; every restart must open its stores, and what they list must be usable.
 func TestCrashDuringStoreWrites(t *testing.T) {
 	needWharf(t)
-	d, err := startDaemon(shared.bin, "whe2e2")
+	d, err := startDaemon(shared.bin, bridgeName("2"))
 	if err != nil {
 		t.Fatal(err)
 	}

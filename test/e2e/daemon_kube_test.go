@@ -32,8 +32,9 @@ func TestDaemonServesKubernetesAPI(t *testing.T) {
 	home := filepath.Join(root, "home")
 	os.MkdirAll(home, 0o700)
 	sock := filepath.Join(root, "k.sock")
+	bridge := bridgeName("3")
 	cmd := exec.Command(d.bin, "daemon", "--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"),
-		"-H", "unix://"+sock, "--bridge-name", "whe2e3", "--kube-port", fmt.Sprint(port))
+		"-H", "unix://"+sock, "--bridge-name", bridge, "--kube-port", fmt.Sprint(port))
 	cmd.Env = append(os.Environ(), "HOME="+home)
 	logf, _ := os.Create(filepath.Join(root, "daemon.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -44,7 +45,7 @@ func TestDaemonServesKubernetesAPI(t *testing.T) {
 	defer func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
-		exec.Command(d.bin, "__cleanup", "--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"), "--bridge-name", "whe2e3").Run()
+		exec.Command(d.bin, "__cleanup", "--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"), "--bridge-name", bridge).Run()
 	}()
 	kubeconfig := filepath.Join(home, ".kube", "config")
 	deadline := time.Now().Add(30 * time.Second)

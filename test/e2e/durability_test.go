@@ -10,7 +10,7 @@ import (
 // while it is down, and the restarted daemon reattaches (ps, logs, stop work).
 func TestDaemonKill9KeepsContainers(t *testing.T) {
 	needWharf(t)
-	d, err := startDaemon(shared.bin, "whe2e1")
+	d, err := startDaemon(shared.bin, bridgeName("1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: build wharf:", err)
 		os.Exit(1)
 	}
-	shared, err = startDaemon(bin, "whe2e0")
+	shared, err = startDaemon(bin, bridgeName("0"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start daemon:", err)
 		os.Exit(1)
@@ -290,4 +290,10 @@ func uniqueName(t *testing.T, c cli) string {
 		n = n[len(n)-40:]
 	}
 	return strings.Trim(n, "-_.") + fmt.Sprintf("-%d", time.Now().UnixNano()%100000)
+}
+
+// bridgeName is a bridge name of this test process's own, so that concurrent runs (and their cleanups) never
+// share one: "whe" + pid + suffix, within the kernel's 15 characters.
+func bridgeName(suffix string) string {
+	return fmt.Sprintf("whe%05d%s", os.Getpid()%100000, suffix)
 }

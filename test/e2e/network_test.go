@@ -220,7 +220,7 @@ func TestUserNetworkKill9Cycles(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed")
 	}
-	d, err := startDaemon(shared.bin, "whe2e3")
+	d, err := startDaemon(shared.bin, bridgeName("4"))
 	if err != nil {
 		t.Fatal(err)
 	}

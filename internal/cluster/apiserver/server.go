@@ -277,7 +277,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.gcLoop(gcCtx, s.opts.GCInterval)
 	}()
 	defer func() { gcCancel(); <-gcDone }() // before a store we opened is closed
-	s.kickGC() // dependents left over from before a restart
+	s.kickGC()                              // dependents left over from before a restart
 	close(s.ready)
 	s.opts.Logf("kube API server listening on %s", s.server)
 	// build the OpenAPI documents and the managed-fields type converter in
