@@ -340,8 +340,12 @@ func (f *firewall) addPorts(id string, ctrIP netip.Addr, ports []PortBinding) er
 		return nil
 	}
 	c := f.chain(chainPorts)
+	n := 0
 	for _, p := range ports {
 		f.conn.AddRule(&nftables.Rule{Table: f.table, Chain: c, Exprs: dnatExprs(ctrIP, p), UserData: tagUserData(portTag(id, ctrIP, p))})
+		if err := f.batched(&n); err != nil {
+			return fmt.Errorf("programming published ports: %w", err)
+		}
 	}
 	if err := f.conn.Flush(); err != nil {
 		return fmt.Errorf("programming published ports: %w", err)
@@ -354,12 +358,29 @@ func (f *firewall) delRules(rules []*nftables.Rule) error {
 	if len(rules) == 0 {
 		return nil
 	}
+	n := 0
 	for _, r := range rules {
 		if err := f.conn.DelRule(r); err != nil {
 			return err
 		}
+		if err := f.batched(&n); err != nil {
+			return err
+		}
 	}
 	return f.conn.Flush()
+}
+
+// nftBatch bounds the rule changes sent in one netlink transaction: a thousand rules in one message exceed
+// the socket's limit ("message too long"). Callers undo by tag on failure, so splitting keeps nothing half-made.
+const nftBatch = 50
+
+// batched counts one queued change and flushes every nftBatch of them.
+func (f *firewall) batched(n *int) error {
+	*n++
+	if *n%nftBatch == 0 {
+		return f.conn.Flush()
+	}
+	return nil
 }
 
 // delPorts removes every rule tagged with the container's ID.
@@ -383,6 +404,7 @@ func (f *firewall) syncPorts(want map[string][]ruleSpec) error {
 	}
 	c := f.chain(chainPorts)
 	changed := false
+	n := 0
 	for id, rules := range byID {
 		wanted := map[string]bool{}
 		for _, s := range want[id] {
@@ -396,6 +418,9 @@ func (f *firewall) syncPorts(want map[string][]ruleSpec) error {
 					return err
 				}
 				changed = true
+				if err := f.batched(&n); err != nil {
+					return err
+				}
 				continue
 			}
 			seen[tag] = true
@@ -404,6 +429,9 @@ func (f *firewall) syncPorts(want map[string][]ruleSpec) error {
 			if !seen[s.tag] {
 				f.conn.AddRule(&nftables.Rule{Table: f.table, Chain: c, Exprs: s.exprs, UserData: tagUserData(s.tag)})
 				changed = true
+				if err := f.batched(&n); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -414,6 +442,9 @@ func (f *firewall) syncPorts(want map[string][]ruleSpec) error {
 		for _, s := range specs {
 			f.conn.AddRule(&nftables.Rule{Table: f.table, Chain: c, Exprs: s.exprs, UserData: tagUserData(s.tag)})
 			changed = true
+			if err := f.batched(&n); err != nil {
+				return err
+			}
 		}
 	}
 	if !changed {
