@@ -10,7 +10,7 @@ version=${1:-1.1}
 suite_version=v0.0.0-20260831232431-97274622c111
 work=$(mktemp -d /tmp/wharf-conformance.XXXXXX)
 pid=""
-cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work/data"; }
+cleanup() { [[ -n $pid ]] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 bin=${WHARF_BIN:-}

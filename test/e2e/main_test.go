@@ -74,6 +74,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "e2e: build wharf:", err)
 		os.Exit(1)
 	}
+	builtDir := ""
+	if os.Getenv("WHARF_BIN") == "" {
+		builtDir = filepath.Dir(bin) // the binary built for this run only
+	}
 	shared, err = startDaemon(bin, bridgeName("0"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: start daemon:", err)
@@ -86,6 +90,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	shared.stop(true)
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
 	os.Exit(code)
 }
 
