@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -217,9 +216,3 @@ func repoName(ref string) string {
 	}
 	return reference.FamiliarName(named)
 }
-
-func errUnsupportedChange(ch string) error {
-	return Invalid("%s is not a valid change command", strings.Fields(ch + " x")[0])
-}
-
-var _ = fmt.Sprintf

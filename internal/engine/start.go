@@ -433,44 +433,44 @@ func (e *Engine) Restart(ctx context.Context, ref string, timeout *int, signal s
 
 // Pause freezes the container's processes.
 func (e *Engine) Pause(ref string) error {
-	c, err := e.Container(ref)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.State.Status != StateRunning {
-		if c.State.Status == StatePaused {
-			return Conflict("cannot pause container %s: container %s is already paused", ref, c.ID)
-		}
-		return Conflict("cannot pause container %s: container %s is not running", ref, c.ID)
-	}
-	if err := c.task.Pause(); err != nil {
-		return err
-	}
-	c.State.Status = StatePaused
-	e.saveContainerLocked(c)
-	e.containerEvent(c, "pause", nil)
-	return nil
+	return e.setPaused(ref, true)
 }
 
 // Unpause thaws a paused container.
 func (e *Engine) Unpause(ref string) error {
+	return e.setPaused(ref, false)
+}
+
+// setPaused freezes or thaws the container's cgroup, with Docker's conflict texts for the wrong state.
+func (e *Engine) setPaused(ref string, pause bool) error {
 	c, err := e.Container(ref)
 	if err != nil {
 		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.State.Status != StatePaused {
+	action, next := "unpause", StateRunning
+	if pause {
+		action, next = "pause", StatePaused
+	}
+	switch {
+	case pause && c.State.Status == StatePaused:
+		return Conflict("cannot pause container %s: container %s is already paused", ref, c.ID)
+	case pause && c.State.Status != StateRunning:
+		return Conflict("cannot pause container %s: container %s is not running", ref, c.ID)
+	case !pause && c.State.Status != StatePaused:
 		return Conflict("cannot unpause container %s: container %s is not paused", ref, c.ID)
 	}
-	if err := c.task.Resume(); err != nil {
+	change := c.task.Resume // the state checks above mean the task exists
+	if pause {
+		change = c.task.Pause
+	}
+	if err := change(); err != nil {
 		return err
 	}
-	c.State.Status = StateRunning
+	c.State.Status = next
 	e.saveContainerLocked(c)
-	e.containerEvent(c, "unpause", nil)
+	e.containerEvent(c, action, nil)
 	return nil
 }
 

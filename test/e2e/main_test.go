@@ -238,6 +238,7 @@ type cli struct {
 	name string
 	path string
 	host string
+	env  []string // extra environment, e.g. DOCKER_CONFIG for a test's own credentials
 }
 
 func (c cli) run(t *testing.T, stdin string, args ...string) result {
@@ -245,7 +246,7 @@ func (c cli) run(t *testing.T, stdin string, args ...string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.path, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+c.host, "DOCKER_BUILDKIT=0", "DOCKER_CLI_HINTS=false")
+	cmd.Env = append(append(os.Environ(), "DOCKER_HOST="+c.host, "DOCKER_BUILDKIT=0", "DOCKER_CLI_HINTS=false"), c.env...)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
 	if stdin != "" {

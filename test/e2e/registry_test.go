@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -52,40 +51,6 @@ func startRegistry(t *testing.T, d *daemon, args ...string) string {
 	b, _ := os.ReadFile(filepath.Join(root, "registry.log"))
 	t.Fatalf("registry did not come up:\n%s", b)
 	return ""
-}
-
-// cfgCLI runs a client with its own config dir (credentials), so logins stay in the test.
-type cfgCLI struct {
-	cli
-	dir string
-}
-
-func (c cfgCLI) run(t *testing.T, stdin string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, c.path, args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST="+c.host, "DOCKER_CONFIG="+c.dir, "DOCKER_CLI_HINTS=false")
-	var so, se strings.Builder
-	cmd.Stdout, cmd.Stderr = &so, &se
-	cmd.Stdin = strings.NewReader(stdin)
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s %v: %v", c.name, args, err)
-	}
-	return result{Stdout: so.String(), Stderr: se.String(), Code: code}
-}
-
-func (c cfgCLI) ok(t *testing.T, args ...string) string {
-	t.Helper()
-	r := c.run(t, "", args...)
-	if r.Code != 0 {
-		t.Fatalf("%s %s: %s", c.name, strings.Join(args, " "), r)
-	}
-	return r.Stdout
 }
 
 func TestRegistryPushPullRun(t *testing.T) {
@@ -139,7 +104,8 @@ func TestRegistryAuth(t *testing.T) {
 	}
 	addr := startRegistry(t, d, "--htpasswd", htp)
 	forEachClient(t, func(t *testing.T, cc cli) {
-		c := cfgCLI{cc, t.TempDir()}
+		c := cc
+		c.env = append(c.env, "DOCKER_CONFIG="+t.TempDir()) // logins stay in the test
 		ref := fmt.Sprintf("%s/priv/busybox-%s:1", addr, c.name)
 		c.ok(t, "tag", "busybox:latest", ref)
 		defer c.run(t, "", "rmi", ref)

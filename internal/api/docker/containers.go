@@ -604,8 +604,6 @@ func matchContainer(c *engine.Container, f map[string][]string) bool {
 	return true
 }
 
-var _ = io.EOF
-
 func (s *Server) commit(r *request) error {
 	var cfg *container.Config
 	if r.ContentLength != 0 {

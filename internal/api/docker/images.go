@@ -75,9 +75,15 @@ func (s *Server) imageList(r *request) error {
 	if err != nil {
 		return err
 	}
+	parents := map[string]bool{} // untagged parents of other images are hidden without -a
+	for _, img := range imgs {
+		if img.Parent != "" {
+			parents[img.Parent.String()] = true
+		}
+	}
 	out := []any{}
 	for _, img := range imgs {
-		if !r.bool("all") && len(img.RepoTags) == 0 && len(f["dangling"]) == 0 && s.isIntermediate(img) {
+		if !r.bool("all") && len(img.RepoTags) == 0 && len(f["dangling"]) == 0 && parents[img.ID.String()] {
 			continue
 		}
 		if !matchImage(img, f) {
@@ -103,17 +109,6 @@ func (s *Server) imageList(r *request) error {
 		out = append(out, sum)
 	}
 	return writeJSON(r.w, http.StatusOK, out)
-}
-
-// isIntermediate: untagged images that are parents of other images are hidden without -a.
-func (s *Server) isIntermediate(img *image.Image) bool {
-	imgs, _ := s.e.Images.List()
-	for _, o := range imgs {
-		if o.Parent == img.ID {
-			return true
-		}
-	}
-	return false
 }
 
 func matchImage(img *image.Image, f map[string][]string) bool {

@@ -313,5 +313,3 @@ func (s *Server) ping(r *request) error {
 }
 
 func hostname() string { h, _ := os.Hostname(); return h }
-
-var _ = fmt.Sprintf
