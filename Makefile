@@ -13,11 +13,14 @@ export WHARF_BIN := $(CURDIR)/bin/wharf
 
 .PHONY: build test test-short bench images clean
 
-# The small re-exec target for containers is built first and embedded (internal/runtime/shimbin).
-SHIM := internal/runtime/shimbin/payload/wharf-shim
+# The small re-exec target for containers and the monitor it becomes once the container runs (pure Go,
+# no cgo: it stays for the container's lifetime) are built first and embedded (internal/runtime/shimbin).
+SHIM    := internal/runtime/shimbin/payload/wharf-shim
+MONITOR := internal/runtime/shimbin/payload/wharf-monitor
 
 build:
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o $(SHIM) ./internal/runtime/cmd/wharf-shim
+	CGO_ENABLED=0 $(GO) build -ldflags '-s -w' -o $(MONITOR) ./internal/runtime/cmd/wharf-monitor
 	CGO_ENABLED=1 $(GO) build -ldflags '$(LDFLAGS)' -o bin/wharf ./cmd/wharf
 
 # The whole suite: unit tests, then e2e tests against a daemon the tests start (needs root).
@@ -34,4 +37,4 @@ images:
 	bash scripts/base-images.sh
 
 clean:
-	rm -rf bin $(SHIM)
+	rm -rf bin $(SHIM) $(MONITOR)

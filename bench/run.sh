@@ -74,16 +74,26 @@ PY
   if v=$(median_ms $rt run --bundle "$BUNDLE" "bench-$$"); then R[bare_$rt]=$v; FLOOR=${FLOOR:-bare_$rt}; fi
   [ -n "${HUGETLB_MNT:-}" ] && { umount "$HUGETLB_MNT" 2>/dev/null; HUGETLB_MNT=""; }
 done
+R[wharf_cli_nonet]=$(median_ms "$BIN" -H "$HOST" run --rm --network none busybox true)
 if command -v podman >/dev/null; then
-  R[podman]=$(median_ms podman run --rm --network none busybox true || echo "")
+  # the same rootfs, imported under a local name: podman must never try a registry here
+  PIMG=localhost/wharf-bench-busybox:latest
+  podman image exists $PIMG 2>/dev/null ||
+    podman import --change 'CMD ["sh"]' "${WHARF_IMAGE_CACHE:-/var/cache/wharf/base-images}/busybox.tar" $PIMG >/dev/null 2>&1
+  if podman image exists $PIMG 2>/dev/null; then
+    # this host: crun refuses hybrid cgroups and the sandbox caps RLIMIT_NOFILE/NPROC below podman's defaults
+    P=(podman --runtime runc --cgroup-manager=cgroupfs run --rm --pull=never --ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+    R[podman]=$(median_ms "${P[@]}" $PIMG true || echo "")
+    R[podman_nonet]=$(median_ms "${P[@]}" --network none $PIMG true || echo "")
+  fi
 fi
 if command -v docker >/dev/null && docker -H unix:///var/run/docker.sock image inspect busybox >/dev/null 2>&1; then
   R[real_dockerd]=$(median_ms docker -H unix:///var/run/docker.sock run --rm busybox true)
 fi
 
 echo "== run --rm busybox true: median of $N runs (ms), ratio to ${FLOOR:-none}"
-echo "(wharf_api is a mean over N runs; the others are medians)"
-for k in wharf_api wharf_cli docker_cli_wharf bare_crun bare_runc podman real_dockerd; do
+echo "(wharf_api is a mean over N runs; the others are medians; *_nonet: --network none, like bare crun's spec)"
+for k in wharf_api wharf_cli wharf_cli_nonet docker_cli_wharf bare_crun bare_runc podman podman_nonet real_dockerd; do
   [ -n "${R[$k]:-}" ] || continue
   ratio=""
   [ -n "$FLOOR" ] && ratio=$(awk -v a="${R[$k]}" -v b="${R[$FLOOR]}" 'BEGIN{printf "%.2fx", a/b}')

@@ -173,7 +173,7 @@ func (e *Engine) restore() error {
 		return err
 	}
 	keepNet := map[string]bool{}
-	var restart []*Container
+	var restart, autoRemove []*Container
 	for _, c := range recs {
 		c.mu = &sync.Mutex{}
 		c.startDone = make(chan struct{})
@@ -182,13 +182,17 @@ func (e *Engine) restore() error {
 		c.execs = map[string]*Exec{}
 		if c.State.Status == StateRemoving {
 			// A crash during rm: finish it.
-			e.finishRemove(c)
+			e.finishRemove(c, true)
 			continue
 		}
 		e.containers[c.ID] = c
 		e.names[c.Name] = c.ID
 		if !c.Running() && c.State.Status != StateRestarting {
 			close(c.exited)
+			if c.HostConfig != nil && c.HostConfig.AutoRemove && c.State.HasBeenStarted {
+				c.State.Status = StateRemoving
+				autoRemove = append(autoRemove, c)
+			}
 			continue
 		}
 		task, err := e.rt.Load(c.ID)
@@ -207,9 +211,15 @@ func (e *Engine) restore() error {
 		c.State.FinishedAt = time.Now()
 		c.State.Pid = 0
 		close(c.exited)
-		e.saveContainer(c)
 		if e.shouldRestart(c, c.State.ExitCode) {
+			e.saveContainer(c)
 			restart = append(restart, c)
+		} else if c.HostConfig != nil && c.HostConfig.AutoRemove {
+			// as dockerd: a --rm container that ended while the daemon was down is removed
+			c.State.Status = StateRemoving
+			autoRemove = append(autoRemove, c)
+		} else {
+			e.saveContainer(c)
 		}
 	}
 	if err := e.net.Reconcile(keepNet); err != nil {
@@ -219,6 +229,9 @@ func (e *Engine) restore() error {
 		if !keepNet[c.ID] && c.Net != nil {
 			c.Net = nil
 		}
+	}
+	for _, c := range autoRemove {
+		e.removeLocked(c, true, true)
 	}
 	for _, c := range restart {
 		c := c

@@ -59,8 +59,16 @@ func (e *Engine) Remove(ref string, opts RemoveOptions) error {
 	if err := e.saveContainer(c); err != nil {
 		return err
 	}
-	e.finishRemove(c)
-	if opts.Volumes {
+	e.removeLocked(c, opts.Volumes, true)
+	return nil
+}
+
+// removeLocked removes a container marked removing (its record may still say
+// otherwise: see monitor) and, with volumes, its anonymous volumes. stopped
+// teardown says whether its task and network may still need tearing down.
+func (e *Engine) removeLocked(c *Container, volumes, teardown bool) {
+	e.finishRemove(c, teardown)
+	if volumes {
 		for _, m := range c.Mounts {
 			if m.Type == mount.TypeVolume {
 				if v, err := e.Volume(m.Name); err == nil && v.Anonymous {
@@ -70,16 +78,19 @@ func (e *Engine) Remove(ref string, opts RemoveOptions) error {
 		}
 	}
 	e.containerEvent(c, "destroy", nil)
-	return nil
 }
 
-// finishRemove deletes everything of a container marked removing; safe to repeat after a crash.
-func (e *Engine) finishRemove(c *Container) {
-	if t, err := e.rt.Load(c.ID); err == nil {
-		t.Kill(9)
-		t.Delete()
+// finishRemove deletes everything of a container marked removing; safe to
+// repeat after a crash. teardown=false skips the task and network, which the
+// caller has just torn down itself.
+func (e *Engine) finishRemove(c *Container, teardown bool) {
+	if teardown {
+		if t, err := e.rt.Load(c.ID); err == nil {
+			t.Kill(9)
+			t.Delete()
+		}
+		e.net.Detach(c.ID)
 	}
-	e.net.Detach(c.ID)
 	if err := e.snaps.Remove(c.ID); err != nil {
 		e.log.Warn("remove rootfs", "id", c.ShortID(), "err", err)
 	}

@@ -254,17 +254,22 @@ func (e *Engine) monitor(c *Container, task runtime.Task) {
 	waiters := c.waitNext
 	c.waitNext = nil
 	close(c.exited)
-	e.saveContainerLocked(c)
-	autoRemove := c.HostConfig.AutoRemove
+	// --rm goes straight from running to removed: the record is deleted once
+	// instead of saved as exited, then as removing, then deleted (a crash in
+	// between leaves a running --rm container, which restore removes).
+	autoRemove := c.HostConfig.AutoRemove && !restart
+	if autoRemove {
+		c.State.Status = StateRemoving
+	} else {
+		e.saveContainerLocked(c)
+	}
 	delay := restartDelay(c)
 	c.mu.Unlock()
 	e.log.Debug("exited", "id", c.ShortID(), "code", st.Code, "task-delete", tDel, "cleanup", time.Since(tExit))
 	e.containerEvent(c, "die", map[string]string{"exitCode": strconv.Itoa(st.Code)})
 	if autoRemove {
 		t := time.Now()
-		if err := e.Remove(c.ID, RemoveOptions{Force: true, Volumes: true}); err != nil {
-			e.log.Warn("auto-remove", "id", c.ShortID(), "err", err)
-		}
+		e.removeLocked(c, true, false)
 		e.log.Debug("auto-removed", "id", c.ShortID(), "took", time.Since(t))
 	}
 	for _, w := range waiters {

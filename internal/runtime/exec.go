@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
+
+	"github.com/wharfhq/wharf/internal/runtime/monitor"
 )
 
 // Exec runs an extra process in the running container (docker exec) as a child
@@ -192,11 +194,11 @@ func (e *execProcess) Wait() (int, error) {
 		if err != nil && st == nil {
 			e.code, e.err = -1, err
 		} else {
-			e.code = exitCode(unix.WaitStatus(st.Sys().(syscall.WaitStatus)))
+			e.code = monitor.ExitCode(unix.WaitStatus(st.Sys().(syscall.WaitStatus)))
 		}
 		select {
 		case <-e.copied:
-		case <-time.After(drainTimeout):
+		case <-time.After(monitor.DrainTimeout):
 			for _, r := range e.readers {
 				r.SetReadDeadline(time.Now())
 			}

@@ -1,57 +1,16 @@
 package runtime
 
 import (
-	"bufio"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wharfhq/wharf/internal/runtime/monitor"
 )
-
-// The shim socket protocol. A client sends one JSON request line; then:
-//
-//	wait:   the shim answers one JSON line (exitRecord, or {"error":…}) once the container has exited.
-//	resize: the shim answers {"error":""} at once.
-//	attach: both sides exchange frames: a type byte, a big-endian uint32 length, the payload.
-//	        shim → client: frameAck once registered, frameStdout/frameStderr output,
-//	        frameExit (payload: exitRecord JSON) last.
-//	        client → shim: frameStdin data, frameStdinEOF (close the container's stdin).
-const (
-	frameStdin    = 0
-	frameStdout   = 1
-	frameStderr   = 2
-	frameAck      = 'a'
-	frameExit     = 'x'
-	frameStdinEOF = 'e'
-
-	maxFrame = 1 << 20
-)
-
-type request struct {
-	Op     string `json:"op"` // "attach", "wait", "resize"
-	Stdin  bool   `json:"stdin,omitempty"`
-	Width  uint16 `json:"width,omitempty"`
-	Height uint16 `json:"height,omitempty"`
-}
-
-// exitRecord is exit.json and the answer to wait.
-type exitRecord struct {
-	Code      int       `json:"code"`
-	ExitedAt  time.Time `json:"exitedAt"`
-	OOMKilled bool      `json:"oomKilled"`
-	Error     string    `json:"error,omitempty"`
-}
-
-func (e exitRecord) status() ExitStatus {
-	return ExitStatus{Code: e.Code, ExitedAt: e.ExitedAt, OOMKilled: e.OOMKilled}
-}
 
 // startReport is what the shim tells its parent once the container runs (or failed to).
 type startReport struct {
@@ -60,69 +19,31 @@ type startReport struct {
 	Code  int    `json:"code,omitempty"` // StartError code when Error is set
 }
 
-func writeFrame(w io.Writer, typ byte, p []byte) error {
-	var hdr [5]byte
-	hdr[0] = typ
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
-	if len(p) == 0 {
-		_, err := w.Write(hdr[:])
-		return err
-	}
-	bufs := net.Buffers{hdr[:], p} // one writev
-	_, err := bufs.WriteTo(w)
-	return err
-}
+// The protocol itself is package monitor's (it serves the socket).
+type (
+	exitRecord = monitor.ExitRecord
+	request    = monitor.Request
+)
 
-// readFrame reads one frame into buf (grown as needed).
-func readFrame(r *bufio.Reader, buf []byte) (byte, []byte, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, buf, err
-	}
-	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > maxFrame {
-		return 0, buf, errors.New("shim protocol: frame too large")
-	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, buf, err
-	}
-	return hdr[0], buf, nil
-}
+var (
+	writeFrame      = monitor.WriteFrame
+	readFrame       = monitor.ReadFrame
+	writeJSONLine   = monitor.WriteJSONLine
+	writeFileAtomic = monitor.WriteFileAtomic
+	setWinsize      = monitor.SetWinsize
+)
 
-// writeFileAtomic writes data to path through a temporary file, fsync and rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+const (
+	frameStdin    = monitor.FrameStdin
+	frameStdout   = monitor.FrameStdout
+	frameStderr   = monitor.FrameStderr
+	frameAck      = monitor.FrameAck
+	frameExit     = monitor.FrameExit
+	frameStdinEOF = monitor.FrameStdinEOF
+)
+
+func exitStatusOf(e exitRecord) ExitStatus {
+	return ExitStatus{Code: e.Code, ExitedAt: e.ExitedAt, OOMKilled: e.OOMKilled}
 }
 
 func readJSON(path string, v any) error {
@@ -180,9 +101,6 @@ func socketpair() (*os.File, *os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
 }
 
-func setWinsize(f *os.File, width, height uint16) error {
-	return unix.IoctlSetWinsize(int(f.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: width, Row: height})
-}
 
 // maxSunPath is the room for a socket path in sockaddr_un (108 with the final NUL).
 const maxSunPath = 107

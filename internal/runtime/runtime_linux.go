@@ -451,18 +451,18 @@ func (t *task) readExit() (exitRecord, error) {
 func (t *task) Wait(ctx context.Context) (ExitStatus, error) {
 	for {
 		if rec, err := t.readExit(); err == nil {
-			return rec.status(), nil
+			return exitStatusOf(rec), nil
 		}
 		c, err := t.dial()
 		if err != nil {
 			if rec, err := t.readExit(); err == nil {
-				return rec.status(), nil
+				return exitStatusOf(rec), nil
 			}
 			return t.waitOrphan(ctx)
 		}
 		rec, err := waitOnConn(ctx, c)
 		if err == nil {
-			return rec.status(), nil
+			return exitStatusOf(rec), nil
 		}
 		if ctx.Err() != nil {
 			return ExitStatus{}, ctx.Err()
@@ -518,7 +518,7 @@ func (t *task) waitOrphan(ctx context.Context) (ExitStatus, error) {
 	if err := writeFileAtomic(filepath.Join(t.dir, exitFile), b, 0o644); err != nil {
 		return ExitStatus{}, err
 	}
-	return rec.status(), nil
+	return exitStatusOf(rec), nil
 }
 
 // waitPid waits for a process that is not our child to exit.

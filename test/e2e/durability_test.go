@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,12 +24,25 @@ func TestDaemonKill9KeepsContainers(t *testing.T) {
 	c.ok(t, "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done")
 	c.ok(t, "run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 1")
 	waitFor(t, func() bool { return strings.Contains(c.ok(t, "logs", "ticker"), "tick 3") })
+	// Once the container runs, its shim has exec'd into the small monitor program (same pid).
+	id := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.Id}}", "ticker"))
+	shimPid, err := os.ReadFile(filepath.Join(d.execRoot, "runtime", id, "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exe, err := os.Readlink("/proc/" + strings.TrimSpace(string(shimPid)) + "/exe"); err != nil || filepath.Base(exe) != "wharf-monitor" {
+		t.Errorf("the shim of a running container is %q (%v), want wharf-monitor", exe, err)
+	}
+
+	// a --rm container that ends while no daemon runs is removed by the next one (as dockerd does)
+	c.ok(t, "run", "-d", "--rm", "--name", "rm-while-down", "busybox", "sleep", "0.3")
 
 	d.kill9()
 	time.Sleep(700 * time.Millisecond) // the container keeps writing while no daemon runs
 	if err := d.start(); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, func() bool { return !strings.Contains(c.ok(t, "ps", "-a", "--format", "{{.Names}}"), "rm-while-down") })
 	ps := c.ok(t, "ps", "--format", "{{.Names}} {{.State}}")
 	if !strings.Contains(ps, "ticker running") {
 		t.Fatalf("after restart, ps: %q", ps)

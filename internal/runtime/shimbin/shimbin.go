@@ -1,5 +1,7 @@
-// Package shimbin carries, inside the wharf binary, the small program that
-// containers re-exec (their init and their shim: internal/runtime/cmd/wharf-shim).
+// Package shimbin carries, inside the wharf binary, the small programs that
+// containers re-exec (their init and their shim: internal/runtime/cmd/wharf-shim;
+// the monitor the shim becomes once the container runs:
+// internal/runtime/cmd/wharf-monitor).
 // Wharf ships as one binary, but a re-exec of the whole daemon would run every
 // dependency's package initialisation twice per container start and keep ~1.5 MB
 // more per shim; `make build` embeds the small one, and the daemon installs it
@@ -20,7 +22,10 @@ import (
 //go:embed all:payload
 var payload embed.FS
 
-const name = "wharf-shim"
+const (
+	name        = "wharf-shim"
+	monitorName = "wharf-monitor"
+)
 
 // Embedded reports whether this build carries the shim.
 func Embedded() bool {
@@ -28,9 +33,17 @@ func Embedded() bool {
 	return err == nil
 }
 
-// Install writes the embedded shim to dir/wharf-shim (unless an identical one is there) and returns its
-// path; "" when this build carries none. The write is atomic: temp file, fsync, rename.
+// Install writes the embedded shim to dir/wharf-shim and the monitor beside it (unless identical ones are
+// there) and returns the shim's path; "" when this build carries none. The writes are atomic: temp file,
+// fsync, rename; the monitor goes first, so a shim never looks for one that is half there.
 func Install(dir string) (string, error) {
+	if _, err := install(dir, monitorName); err != nil {
+		return "", err
+	}
+	return install(dir, name)
+}
+
+func install(dir, name string) (string, error) {
 	data, err := payload.ReadFile("payload/" + name)
 	if err != nil {
 		return "", nil
