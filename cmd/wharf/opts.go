@@ -648,7 +648,20 @@ func parseMountSpec(spec string) (mount.Mount, error) {
 				m.TmpfsOptions = &mount.TmpfsOptions{}
 			}
 			m.TmpfsOptions.Mode = os.FileMode(mode)
-		case "volume-nocopy", "consistency", "volume-driver", "volume-label", "volume-opt", "bind-recursive":
+		case "volume-nocopy":
+			noCopy := true
+			if hasValue {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return m, fmt.Errorf("invalid value for %s: %s", k, v)
+				}
+				noCopy = b
+			}
+			if m.VolumeOptions == nil {
+				m.VolumeOptions = &mount.VolumeOptions{}
+			}
+			m.VolumeOptions.NoCopy = noCopy
+		case "consistency", "volume-driver", "volume-label", "volume-opt", "bind-recursive":
 		default:
 			return m, fmt.Errorf("unexpected key '%s' in '%s'", k, field)
 		}

@@ -171,6 +171,13 @@ func TestParseMountSpec(t *testing.T) {
 	if _, err := parseMountSpec("type=bind,source=/x"); err == nil {
 		t.Fatal("mount without target accepted")
 	}
+	m, err = parseMountSpec("source=v,target=/d,volume-nocopy")
+	if err != nil || m.VolumeOptions == nil || !m.VolumeOptions.NoCopy {
+		t.Fatalf("volume-nocopy: %+v %v", m, err)
+	}
+	if m, err = parseMountSpec("source=v,target=/d,volume-nocopy=false"); err != nil || m.VolumeOptions.NoCopy {
+		t.Fatalf("volume-nocopy=false: %+v %v", m, err)
+	}
 }
 
 func TestParseRestartPolicy(t *testing.T) {

@@ -67,6 +67,12 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
+	for _, m := range c.Mounts {
+		if err := populateVolume(rootfs, m); err != nil {
+			e.snaps.Unmount(c.ID)
+			return fmt.Errorf("copying image content into volume %s: %w", m.Name, err)
+		}
+	}
 	var att *wnet.Attachment
 	defer func() {
 		if err != nil {

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"encoding/json"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,8 +13,10 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	securejoin "github.com/cyphar/filepath-securejoin"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
 )
 
 // Volume is a named local volume.
@@ -188,6 +192,9 @@ func (e *Engine) prepareMounts(c *Container, img *ocispec.ImageConfig) ([]contai
 				return nil, err
 			}
 			m.Name, m.Source, m.Driver = v.Name, v.Mountpoint, "local"
+			if mt.VolumeOptions != nil && mt.VolumeOptions.NoCopy {
+				m.Mode = "nocopy"
+			}
 		case mount.TypeTmpfs:
 		default:
 			return nil, Invalid("invalid mount config: mount type unknown: %q", mt.Type)
@@ -277,4 +284,86 @@ func dirSize(root string) int64 {
 		return nil
 	})
 	return n
+}
+
+// populateVolume copies what the container's image has at a volume's mount
+// point into the volume when the volume is still empty, as Docker does on a
+// volume's first use (not for binds, not with the nocopy option). Owner,
+// mode and times come along; device nodes do not.
+func populateVolume(rootfs string, m container.MountPoint) error {
+	if m.Type != mount.TypeVolume || m.Source == "" || strings.Contains(m.Mode, "nocopy") {
+		return nil
+	}
+	if ents, err := os.ReadDir(m.Source); err != nil || len(ents) > 0 {
+		return nil
+	}
+	// symlinks in the image resolve inside the rootfs, never to the host
+	src, err := securejoin.SecureJoin(rootfs, m.Destination)
+	if err != nil {
+		return nil
+	}
+	if fi, err := os.Lstat(src); err != nil || !fi.IsDir() {
+		return nil
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		dst := filepath.Join(m.Source, rel)
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if rel != "." {
+				if err := os.Mkdir(dst, 0o700); err != nil {
+					return err
+				}
+			}
+		case unix.S_IFREG:
+			if err := copyRegular(p, dst); err != nil {
+				return err
+			}
+		case unix.S_IFLNK:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, dst); err != nil {
+				return err
+			}
+		default:
+			return nil // devices, fifos, sockets: not copied
+		}
+		if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
+				return err
+			}
+		}
+		ts := []unix.Timespec{st.Atim, st.Mtim}
+		_ = unix.UtimesNanoAt(unix.AT_FDCWD, dst, ts, unix.AT_SYMLINK_NOFOLLOW)
+		return nil
+	})
+}
+
+func copyRegular(src, dst string) error {
+	in, err := os.OpenFile(src, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

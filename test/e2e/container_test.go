@@ -243,6 +243,31 @@ func TestVolumesAndRestartPolicy(t *testing.T) {
 	})
 }
 
+// TestVolumeCopiesImageContent: an empty volume mounted over a directory of the image starts with that
+// directory's content (owner and mode kept); a volume with content, a bind and nocopy are left alone.
+func TestVolumeCopiesImageContent(t *testing.T) {
+	forEachClient(t, func(t *testing.T, c cli) {
+		vol := uniqueName(t, c) + "-vol"
+		defer c.run(t, "", "volume", "rm", "-f", vol, vol+"-nocopy")
+		want := c.ok(t, "run", "--rm", "busybox", "sh", "-c", "ls -ln /bin | head -5; stat -c '%a %u' /bin")
+		if got := c.ok(t, "run", "--rm", "-v", vol+":/bin", "busybox", "sh", "-c", "ls -ln /bin | head -5; stat -c '%a %u' /bin"); got != want {
+			t.Errorf("volume over /bin:\n%s\nwant the image's:\n%s", got, want)
+		}
+		// now it has content: a mount elsewhere sees the copied files, nothing is copied again
+		if out := c.ok(t, "run", "--rm", "-v", vol+":/data", "busybox", "sh", "-c", "ls /data | grep -c . ; ls /data/group 2>&1 || true"); !strings.HasPrefix(out, strings.TrimSpace(c.ok(t, "run", "--rm", "busybox", "sh", "-c", "ls /bin | grep -c ."))) || !strings.Contains(out, "No such file") {
+			t.Errorf("second mount: %q", out)
+		}
+		// (hosts, hostname and resolv.conf are mounted into /etc whatever is there: look for passwd)
+		if out := c.ok(t, "run", "--rm", "--mount", "type=volume,source="+vol+"-nocopy,target=/etc,volume-nocopy", "busybox", "ls", "/etc"); strings.Contains(out, "passwd") {
+			t.Errorf("nocopy volume has %q", out)
+		}
+		dir := t.TempDir()
+		if out := c.ok(t, "run", "--rm", "-v", dir+":/etc", "busybox", "ls", "/etc"); strings.Contains(out, "passwd") {
+			t.Errorf("a bind mount got the image's content: %q", out)
+		}
+	})
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
