@@ -189,6 +189,9 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if hc.NanoCPUs > 0 && hc.NanoCPUs > int64(numCPU())*1e9 {
 		return Invalid("Range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", numCPU(), numCPU())
 	}
+	if _, _, err := logSettings(hc.LogConfig); err != nil {
+		return err
+	}
 	switch hc.RestartPolicy.Name {
 	case "", container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
 		if hc.RestartPolicy.MaximumRetryCount != 0 {

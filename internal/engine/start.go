@@ -116,6 +116,13 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 		NetNS: att.NetNSPath, CapAdd: c.HostConfig.CapAdd, CapDrop: c.HostConfig.CapDrop,
 		Privileged: c.HostConfig.Privileged, LogPath: c.LogPath, AttachOnStart: c.pendingAttach > 0,
 	}
+	if logs, rot, err := logSettings(c.HostConfig.LogConfig); err != nil {
+		return err
+	} else if !logs {
+		spec.LogPath = ""
+	} else {
+		spec.LogMaxSize, spec.LogMaxFiles = rot.MaxSize, rot.MaxFiles
+	}
 	if c.HostConfig.PidsLimit != nil {
 		spec.PidsLimit = *c.HostConfig.PidsLimit
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,6 +35,9 @@ const pollInterval = 500 * time.Millisecond
 // order. line is only valid during the call. Lines that are not valid
 // json-file entries are skipped. A missing file reads as empty (a follow
 // waits for it to appear).
+//
+// Rotated files (<path>.1, <path>.2, …: see Rotation) are read first, oldest
+// first; a follow carries on into the new file when the log rotates.
 func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream string, t time.Time, line []byte) error) error {
 	r := &reader{opts: opts, fn: fn, buf: make([]byte, 0, 64*1024)}
 	f, err := os.Open(path)
@@ -45,13 +49,56 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream str
 			f.Close()
 		}
 	}()
-	if f != nil {
-		if opts.Tail >= 0 {
-			off, err := tailOffset(f, opts.Tail)
-			if err != nil {
-				return err
+	// Where to start: the tail may reach back into rotated files.
+	olds := rotatedFiles(path) // oldest first
+	start, startOff := 0, int64(0)
+	if opts.Tail >= 0 {
+		start, startOff = len(olds), int64(0)
+		need := opts.Tail
+		for i := len(olds); i >= 0; i-- {
+			var tf *os.File
+			if i == len(olds) {
+				tf = f
+			} else if tf, err = os.Open(olds[i]); err != nil {
+				break
 			}
-			r.off = off
+			var off int64
+			var n int
+			if tf != nil {
+				off, n, err = tailOffsetCount(tf, need)
+				if tf != f {
+					tf.Close()
+				}
+				if err != nil {
+					return err
+				}
+			}
+			start, startOff = i, off
+			need -= n
+			if need <= 0 {
+				break
+			}
+		}
+	}
+	for i := start; i < len(olds); i++ {
+		of, err := os.Open(olds[i])
+		if err != nil {
+			continue // rotated away meanwhile
+		}
+		r.off, r.buf = 0, r.buf[:0]
+		if i == start {
+			r.off = startOff
+		}
+		done, err := r.drain(of)
+		of.Close()
+		if done || err != nil {
+			return err
+		}
+	}
+	if f != nil {
+		r.off, r.buf = 0, r.buf[:0]
+		if start == len(olds) {
+			r.off = startOff
 		}
 		if done, err := r.drain(f); done || err != nil {
 			return err
@@ -94,31 +141,102 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream str
 		case <-ev:
 		case <-poll.C:
 		}
-		if f == nil {
-			nf, err := os.Open(path)
-			if err != nil {
-				if !errors.Is(err, os.ErrNotExist) {
+		for again := true; again; {
+			again = false
+			if f == nil {
+				nf, err := os.Open(path)
+				if err != nil {
+					if !errors.Is(err, os.ErrNotExist) {
+						return err
+					}
+					if opts.Done != nil && finished == nil {
+						return nil
+					}
+					break
+				}
+				f = nf
+				r.off, r.buf = 0, r.buf[:0]
+				w = newWatcher(path)
+			}
+			// A truncated file (rotated by hand, or recreated) is read from its start.
+			if st, err := f.Stat(); err == nil && st.Size() < r.off {
+				r.off, r.buf = 0, r.buf[:0]
+			}
+			if done, err := r.drain(f); done || err != nil {
+				return err
+			}
+			if rotated(path, f) {
+				// The file we read is complete (renamed or removed): finish it, then
+				// the files rotated after it while we were not looking, then the new one.
+				if done, err := r.drain(f); done || err != nil {
 					return err
 				}
-				if opts.Done != nil && finished == nil {
-					return nil
+				for _, p := range rotatedAfter(path, f) {
+					of, err := os.Open(p)
+					if err != nil {
+						continue
+					}
+					r.off, r.buf = 0, r.buf[:0]
+					done, err := r.drain(of)
+					of.Close()
+					if done || err != nil {
+						return err
+					}
 				}
+				f.Close()
+				f = nil
+				if w != nil {
+					w.close()
+					w = nil
+				}
+				again = true
 				continue
 			}
-			f = nf
-			w = newWatcher(path)
-		}
-		// A truncated file (rotated by hand, or recreated) is read from its start.
-		if st, err := f.Stat(); err == nil && st.Size() < r.off {
-			r.off, r.buf = 0, r.buf[:0]
-		}
-		if done, err := r.drain(f); done || err != nil {
-			return err
-		}
-		if opts.Done != nil && finished == nil {
-			return nil // drained after Done
+			if opts.Done != nil && finished == nil {
+				return nil // drained after Done
+			}
 		}
 	}
+}
+
+// rotatedAfter lists, oldest first, the rotated files of the log at path that
+// are newer than f (itself a rotated file by now; none if it is not found).
+func rotatedAfter(path string, f *os.File) []string {
+	st, err := f.Stat()
+	if err != nil {
+		return nil
+	}
+	olds := rotatedFiles(path)
+	for i, p := range olds {
+		if fi, err := os.Stat(p); err == nil && os.SameFile(fi, st) {
+			return olds[i+1:]
+		}
+	}
+	return nil
+}
+
+// rotatedFiles lists the rotated files of the log at path that exist, oldest first.
+func rotatedFiles(path string) []string {
+	var out []string
+	for i := 1; ; i++ {
+		p := RotatedName(path, i)
+		if _, err := os.Lstat(p); err != nil {
+			break
+		}
+		out = append(out, p)
+	}
+	slices.Reverse(out)
+	return out
+}
+
+// rotated reports whether path no longer names the file f.
+func rotated(path string, f *os.File) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	st, err := f.Stat()
+	return err == nil && !os.SameFile(fi, st)
 }
 
 type reader struct {
@@ -182,13 +300,20 @@ func (r *reader) emit(line []byte) (bool, error) {
 
 // tailOffset returns the offset of the start of the n-th last complete line.
 func tailOffset(f *os.File, n int) (int64, error) {
+	off, _, err := tailOffsetCount(f, n)
+	return off, err
+}
+
+// tailOffsetCount is tailOffset that also says how many complete lines
+// (at most n) follow that offset: fewer when the file has fewer.
+func tailOffsetCount(f *os.File, n int) (int64, int, error) {
 	st, err := f.Stat()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	end := st.Size()
 	if n == 0 {
-		return end, nil
+		return end, 0, nil
 	}
 	const chunk = 32 * 1024
 	buf := make([]byte, chunk)
@@ -204,18 +329,18 @@ func tailOffset(f *os.File, n int) (int64, error) {
 		pos -= sz
 		b := buf[:sz]
 		if _, err := f.ReadAt(b, pos); err != nil && err != io.EOF {
-			return 0, err
+			return 0, 0, err
 		}
 		for i := len(b) - 1; i >= 0; i-- {
 			if b[i] == '\n' {
 				seen++
 				if seen == n+1 {
-					return pos + int64(i) + 1, nil
+					return pos + int64(i) + 1, n, nil
 				}
 			}
 		}
 	}
-	return 0, nil
+	return 0, seen, nil // every newline ends one complete line
 }
 
 // watcher turns inotify events on one file into a channel; if inotify is not

@@ -10,7 +10,10 @@
 package logfile
 
 import (
+	"bytes"
+	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -22,19 +25,80 @@ const MaxLine = 16 * 1024
 // Writer appends entries to a json-file log. It is safe for concurrent use; the
 // entries of one Write/WriteEntry call reach the file in one write(2).
 type Writer struct {
-	mu  sync.Mutex
-	f   *os.File
-	buf []byte
-	err error
+	mu   sync.Mutex
+	f    *os.File
+	buf  []byte
+	err  error
+	path string
+	rot  Rotation
+	size int64 // of the current file
+}
+
+// Rotation is json-file's max-size and max-file: once the log would grow past
+// MaxSize bytes it is renamed to <path>.1 (older ones shift to .2, …, up to
+// MaxFiles-1 kept) and a new one is started. MaxSize 0: never rotate.
+type Rotation struct {
+	MaxSize  int64
+	MaxFiles int
 }
 
 // Open opens (creating if needed, mode 0640) the log at path for appending.
-func Open(path string) (*Writer, error) {
+func Open(path string) (*Writer, error) { return OpenRotating(path, Rotation{}) }
+
+// OpenRotating is Open with rotation.
+func OpenRotating(path string, rot Rotation) (*Writer, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, err
 	}
-	return &Writer{f: f}, nil
+	w := &Writer{f: f, path: path, rot: rot}
+	if st, err := f.Stat(); err == nil {
+		w.size = st.Size()
+	}
+	if w.rot.MaxFiles < 1 {
+		w.rot.MaxFiles = 1
+	}
+	return w, nil
+}
+
+// RotatedName is the name of the n-th older file of the log at path (n ≥ 1).
+func RotatedName(path string, n int) string { return path + "." + strconv.Itoa(n) }
+
+// rotateLocked moves the current file aside and starts a new one. With
+// MaxFiles 1 the old content is dropped, as Docker does.
+func (w *Writer) rotateLocked() (err error) {
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	w.f = nil
+	defer func() {
+		if w.f == nil { // a failed rotation keeps appending to the current file
+			if f, oerr := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640); oerr == nil {
+				w.f = f
+				if st, serr := f.Stat(); serr == nil {
+					w.size = st.Size()
+				}
+			}
+		}
+	}()
+	if w.rot.MaxFiles > 1 {
+		for i := w.rot.MaxFiles - 1; i > 1; i-- {
+			if err := os.Rename(RotatedName(w.path, i-1), RotatedName(w.path, i)); err != nil && !os.IsNotExist(err) {
+				return fmt.Errorf("rotating the log: %w", err)
+			}
+		}
+		if err := os.Rename(w.path, RotatedName(w.path, 1)); err != nil {
+			return fmt.Errorf("rotating the log: %w", err)
+		}
+	} else if err := os.Remove(w.path); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("rotating the log: %w", err)
+	}
+	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return err
+	}
+	w.f, w.size = f, 0
+	return nil
 }
 
 // WriteEntry appends one entry. log is written as given: a complete line ends in "\n".
@@ -49,7 +113,45 @@ func (w *Writer) flushLocked() error {
 	if len(w.buf) == 0 {
 		return nil
 	}
-	_, err := w.f.Write(w.buf)
+	if w.f == nil {
+		return os.ErrClosed
+	}
+	var err error
+	for buf := w.buf; len(buf) > 0 && err == nil; {
+		chunk := buf
+		if w.rot.MaxSize > 0 && w.size+int64(len(chunk)) > w.rot.MaxSize {
+			// as many whole entries as fit; rotate when none does
+			cut := 0
+			if room := w.rot.MaxSize - w.size; room > 0 {
+				cut = bytes.LastIndexByte(chunk[:room], '\n') + 1
+			}
+			if cut == 0 && w.size > 0 {
+				if rerr := w.rotateLocked(); rerr != nil {
+					if w.err == nil {
+						w.err = rerr
+					}
+					if w.f == nil {
+						return rerr
+					}
+				}
+				if w.size > 0 { // the rotation failed: go on appending
+					cut = len(chunk)
+				} else {
+					continue
+				}
+			}
+			if cut == 0 { // one entry larger than max-size: it gets a file of its own
+				if cut = bytes.IndexByte(chunk, '\n') + 1; cut == 0 {
+					cut = len(chunk)
+				}
+			}
+			chunk = chunk[:cut]
+		}
+		var n int
+		n, err = w.f.Write(chunk)
+		w.size += int64(n)
+		buf = buf[len(chunk):]
+	}
 	if cap(w.buf) > 256*1024 { // do not keep a huge buffer around (the shim is meant to be small)
 		w.buf = nil
 	} else {

@@ -54,6 +54,9 @@ type Spec struct {
 	Privileged      bool
 
 	LogPath string // docker json-file log the shim appends to
+	// LogMaxSize and LogMaxFiles rotate it (json-file's max-size and max-file; 0: never).
+	LogMaxSize  int64
+	LogMaxFiles int
 }
 
 // ExitStatus is how a container's main process ended.

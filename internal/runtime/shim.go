@@ -99,6 +99,8 @@ func ShimMain(args []string) int {
 		Dir:           s.dir,
 		InitPid:       pid,
 		LogPath:       s.cfg.Spec.LogPath,
+		LogMaxSize:    s.cfg.Spec.LogMaxSize,
+		LogMaxFiles:   s.cfg.Spec.LogMaxFiles,
 		AttachOnStart: s.cfg.Spec.AttachOnStart,
 		Tty:           s.cfg.Spec.Tty,
 		OOMFile:       s.oomFile,

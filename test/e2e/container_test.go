@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -264,6 +265,55 @@ func TestVolumeCopiesImageContent(t *testing.T) {
 		dir := t.TempDir()
 		if out := c.ok(t, "run", "--rm", "-v", dir+":/etc", "busybox", "ls", "/etc"); strings.Contains(out, "passwd") {
 			t.Errorf("a bind mount got the image's content: %q", out)
+		}
+	})
+}
+
+// TestLogRotationAndDrivers: --log-opt max-size/max-file rotate the json-file log (docker logs still shows the
+// newest lines, in order), --log-driver none keeps no log, bad options fail as dockerd's do.
+func TestLogRotationAndDrivers(t *testing.T) {
+	forEachClient(t, func(t *testing.T, c cli) {
+		name := uniqueName(t, c)
+		defer c.run(t, "", "rm", "-f", name, name+"-none")
+		c.ok(t, "run", "-d", "--name", name, "--log-opt", "max-size=1k", "--log-opt", "max-file=2", "busybox",
+			"sh", "-c", "i=0; while [ $i -lt 200 ]; do i=$((i+1)); echo line $i; done")
+		waitFor(t, func() bool { return strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.State.Status}}", name)) == "exited" })
+		logs := c.ok(t, "logs", name)
+		if !strings.HasSuffix(logs, "line 199\nline 200\n") || strings.HasPrefix(logs, "line 1\n") {
+			t.Errorf("logs after rotation: %q", logs)
+		}
+		lines := strings.Split(strings.TrimSuffix(logs, "\n"), "\n")
+		for i := 1; i < len(lines); i++ { // complete and in order across the rotated files
+			var a, b int
+			fmt.Sscanf(lines[i-1], "line %d", &a)
+			fmt.Sscanf(lines[i], "line %d", &b)
+			if b != a+1 {
+				t.Fatalf("logs out of order or with a gap at %q → %q", lines[i-1], lines[i])
+			}
+		}
+		if tail := c.ok(t, "logs", "--tail", "3", name); tail != "line 198\nline 199\nline 200\n" {
+			t.Errorf("logs --tail 3: %q", tail)
+		}
+		logPath := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.LogPath}}", name))
+		for _, p := range []string{logPath, logPath + ".1"} {
+			// (dockerd rotates once a write took the file past max-size: allow one entry more)
+			if st, err := os.Stat(p); err != nil || st.Size() > 1024+200 {
+				t.Errorf("%s: %v (want about 1k at most)", p, err)
+			}
+		}
+		if _, err := os.Stat(logPath + ".2"); !os.IsNotExist(err) {
+			t.Errorf("max-file=2 kept a third file: %v", err)
+		}
+
+		c.ok(t, "run", "--name", name+"-none", "--log-driver", "none", "busybox", "echo", "hi")
+		if r := c.run(t, "", "logs", name+"-none"); r.Code == 0 || !strings.Contains(r.Stderr, "configured logging driver does not support reading") {
+			t.Errorf("logs of a none-driver container: %s", r)
+		}
+		if r := c.run(t, "", "run", "--rm", "--log-opt", "foo=bar", "busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "unknown log opt 'foo' for json-file log driver") {
+			t.Errorf("unknown log opt: %s", r)
+		}
+		if r := c.run(t, "", "run", "--rm", "--log-opt", "max-size=abc", "busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "invalid size: 'abc'") {
+			t.Errorf("bad max-size: %s", r)
 		}
 	})
 }

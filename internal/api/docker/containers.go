@@ -218,6 +218,9 @@ func (s *Server) containerLogs(r *request, id string) error {
 	if !r.bool("stdout") && !r.bool("stderr") {
 		return engine.Invalid("Bad parameters: you must choose at least one stream")
 	}
+	if err := s.e.LogsReadable(c.ID); err != nil {
+		return err
+	}
 	opts := engine.LogOptions{Follow: r.bool("follow"), Tail: -1}
 	if t := r.query("tail"); t != "" && t != "all" {
 		n, err := strconv.Atoi(t)

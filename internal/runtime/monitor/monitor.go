@@ -56,6 +56,8 @@ type State struct {
 	// InitStatus is the init's wait status when the shim already reaped it (a very short main process).
 	InitStatus    *uint32 `json:"initStatus,omitempty"`
 	LogPath       string  `json:"logPath,omitempty"`
+	LogMaxSize    int64   `json:"logMaxSize,omitempty"`
+	LogMaxFiles   int     `json:"logMaxFiles,omitempty"`
 	AttachOnStart bool    `json:"attachOnStart,omitempty"`
 	Tty           bool    `json:"tty,omitempty"`
 	// OOMFile holds the cgroup's "oom_kill N" count: memory.oom_control (v1) or memory.events (v2).
@@ -178,7 +180,7 @@ func (m *monitor) releasePumps() {
 	m.pumpOnce.Do(func() {
 		var lw *logfile.Writer
 		if m.st.LogPath != "" {
-			w, err := logfile.Open(m.st.LogPath)
+			w, err := logfile.OpenRotating(m.st.LogPath, logfile.Rotation{MaxSize: m.st.LogMaxSize, MaxFiles: m.st.LogMaxFiles})
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "log:", err)
 			} else {
