@@ -4,7 +4,8 @@
 # Starts its own daemon (bridge whbenchn0) and measures, with wrk against the same nginx (access log off):
 #   * HTTP throughput and p99 latency directly to the container IP, through Wharf's -p 127.0.0.1:P:80, and through
 #     -p P:80 reached on the Wharf bridge's gateway address (the host's own non-loopback address; no other address
-#     is ever targeted); the same through the real dockerd (socket /var/run/docker.sock) and podman when present;
+#     is ever targeted); the same through the real dockerd (socket /var/run/docker.sock) and podman (rootful,
+#     cgroupfs, default network, image imported from the base-image cache, never pulled) when present;
 #   * the time to publish a port: run -d -p … until the first HTTP 200 (and without -p, on the container IP);
 #   * the cost of many published ports: run -d and rm -f times, nftables rules, daemon RSS for 0/100/1000 ports.
 # Traffic stays on this host (loopback and the bridges). Everything created is removed at exit.
@@ -45,7 +46,8 @@ cleanup() {
     [ ${#DOCKER_CTRS[@]} -gt 0 ] && D rm -f "${DOCKER_CTRS[@]}" >/dev/null 2>&1
     [ -n "$DOCKER_IMG" ] && D rmi "$DOCKER_IMG" >/dev/null 2>&1
   fi
-  if [ -n "${PODMAN_CTR:-}" ]; then podman rm -f "$PODMAN_CTR" >/dev/null 2>&1; podman rmi "$TAG-nginx" >/dev/null 2>&1; fi
+  [ -n "${PODMAN_CTR:-}" ] && P rm -f -t 0 "$PODMAN_CTR" >/dev/null 2>&1
+  [ -n "${PODMAN_IMG:-}" ] && P rmi "$PODMAN_IMG" >/dev/null 2>&1
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -105,14 +107,24 @@ if command -v docker >/dev/null && D version >/dev/null 2>&1; then
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "$NGINX_TAR" "$TAG-nginx:latest" >/dev/null
   DOCKER_IMG=$TAG-nginx:latest
 fi
-if command -v podman >/dev/null && podman info >/dev/null 2>&1; then
-  podman import --change 'CMD ["nginx","-g","daemon off;"]' --change 'EXPOSE 80' \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "$NGINX_TAR" "$TAG-nginx" >/dev/null && {
-    PP=$(free_port)
+# podman (rootful, its default network: no network of its own is made; never pulls: the image is imported from
+# the same rootfs tarball under a name of our own, fully qualified). On this cgroup v1 hybrid host crun refuses
+# to run ("cgroups in hybrid mode not supported"): runc is used; podman's default rlimits (1048576 open files)
+# exceed the hard limits here, so the container gets lower ones (as much as nginx needs).
+P() { podman --cgroup-manager=cgroupfs --runtime "$(command -v runc || echo crun)" "$@"; }
+lim() { local h=$1 want=$2; [ "$h" = unlimited ] || [ "$h" -gt "$want" ] && echo "$want" || echo "$h"; }
+NOFILE=$(lim "$(ulimit -Hn)" 16384); NPROC=$(lim "$(ulimit -Hu)" 4096)
+PODMAN_ULIMITS=(--ulimit "nofile=$NOFILE:$NOFILE" --ulimit "nproc=$NPROC:$NPROC")
+if command -v podman >/dev/null && P info >/dev/null 2>&1; then
+  P import --change 'CMD ["nginx","-g","daemon off;"]' --change 'EXPOSE 80' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' "$NGINX_TAR" "localhost/$TAG-nginx:latest" >/dev/null && {
+    PODMAN_IMG=localhost/$TAG-nginx:latest
+    PP=$(free_port); PP2=$(free_port)
     PODMAN_CTR=$TAG-ngx
-    podman run -d --name "$PODMAN_CTR" -p "127.0.0.1:$PP:80" "$TAG-nginx" "${NGX[@]}" >/dev/null
+    P run -d --pull=never "${PODMAN_ULIMITS[@]}" --name "$PODMAN_CTR" -p "127.0.0.1:$PP:80" -p "$PP2:80" "$PODMAN_IMG" "${NGX[@]}" >/dev/null
     URL[podman_p_lo]=http://127.0.0.1:$PP/
-    PIP=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$PODMAN_CTR" 2>/dev/null || true)
+    URL[podman_p_gw]=http://$GW:$PP2/
+    PIP=$(P inspect -f '{{.NetworkSettings.IPAddress}}' "$PODMAN_CTR" 2>/dev/null || true)
     [ -n "$PIP" ] && URL[podman_direct]=http://$PIP/
   }
 fi
@@ -133,7 +145,7 @@ if [ $HAVE_DOCKER -eq 1 ]; then
   URL[docker_p_lo]=http://127.0.0.1:$P3/
   URL[docker_p_gw]=http://$GW:$P4/
 fi
-ORDER=(wharf_direct wharf_p_lo wharf_p_gw docker_direct docker_p_lo docker_p_gw podman_direct podman_p_lo)
+ORDER=(wharf_direct wharf_p_lo wharf_p_gw docker_direct docker_p_lo docker_p_gw podman_direct podman_p_lo podman_p_gw)
 for k in "${ORDER[@]}"; do [ -n "${URL[$k]:-}" ] && wait_200 "${URL[$k]}"; done
 for k in "${ORDER[@]}"; do [ -n "${URL[$k]:-}" ] && wrk -t1 -c4 -d1s "${URL[$k]}" >/dev/null 2>&1; done # warm-up
 declare -A RPS P99
@@ -157,10 +169,17 @@ for k in "${ORDER[@]}"; do
   printf '%-14s %-24s %10.0f %9.2f %9s\n' "$k" "${URL[$k]#http://}" "${MED[$k]}" "$p" "$ratio"
 done
 for k in wharf_p_lo wharf_p_gw; do
-  awk -v a="${MED[$k]}" -v b="${MED[wharf_direct]}" -v k="$k" 'BEGIN{printf "target %s >= 90%% of direct: %s\n", k, (a >= 0.9*b) ? "met" : "NOT met"}'
+  awk -v a="${MED[$k]}" -v b="${MED[wharf_direct]}" -v k="$k" 'BEGIN{printf "Wharf -p (%s): %.1f%% of direct throughput; target >= 90%%: %s\n", k, 100*a/b, (a >= 0.9*b) ? "met" : "NOT met"}'
+done
+for e in docker podman; do
+  for k in ${e}_p_lo ${e}_p_gw; do
+    [ -n "${MED[$k]:-}" ] && [ -n "${MED[${e}_direct]:-}" ] &&
+      awk -v a="${MED[$k]}" -v b="${MED[${e}_direct]}" -v k="$k" 'BEGIN{printf "%s: %.1f%% of its direct throughput\n", k, 100*a/b}'
+  done
 done
 W rm -f ngx >/dev/null
 [ $HAVE_DOCKER -eq 1 ] && D rm -f "$TAG-ngx" >/dev/null
+if [ -n "${PODMAN_CTR:-}" ]; then P rm -f -t 0 "$PODMAN_CTR" >/dev/null; PODMAN_CTR=""; fi
 
 # ---- time to publish ---------------------------------------------------------------------------------------------
 # run -d … then poll with curl every 5 ms until the first 200: container start + nginx start + the port.

@@ -283,10 +283,13 @@ func (o *containerOptions) parse() (*containerConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	var extraHosts []string
 	for _, h := range o.extraHosts {
-		if err := validateExtraHost(h); err != nil {
+		norm, err := validateExtraHost(h)
+		if err != nil {
 			return nil, err
 		}
+		extraHosts = append(extraHosts, norm)
 	}
 	var devices []container.DeviceMapping
 	for _, d := range o.devices {
@@ -366,7 +369,7 @@ func (o *containerOptions) parse() (*containerConfig, error) {
 		DNS:             dns,
 		DNSSearch:       nonNil(o.dnsSearch),
 		DNSOptions:      nonNil(o.dnsOptions),
-		ExtraHosts:      o.extraHosts,
+		ExtraHosts:      extraHosts,
 		VolumesFrom:     o.volumesFrom,
 		IpcMode:         container.IpcMode(o.ipcMode),
 		NetworkMode:     container.NetworkMode(netMode),
@@ -873,22 +876,25 @@ func parseUlimits(values []string) ([]*container.Ulimit, error) {
 	return out, nil
 }
 
-func validateExtraHost(val string) error {
+// validateExtraHost checks an --add-host value (NAME:IP, NAME=IP, IP possibly in brackets, or host-gateway)
+// and returns it as the API expects it: NAME:IP.
+func validateExtraHost(val string) (string, error) {
 	name, ip, ok := strings.Cut(val, "=")
 	if !ok {
 		name, ip, ok = strings.Cut(val, ":")
 	}
-	if !ok || name == "" {
-		return fmt.Errorf("bad format for add-host: %q", val)
+	if !ok || name == "" || strings.Contains(name, ":") {
+		return "", fmt.Errorf("bad format for add-host: %q", val)
 	}
-	ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]")
-	if ip == "host-gateway" {
-		return nil
+	if len(ip) > 2 && ip[0] == '[' && ip[len(ip)-1] == ']' {
+		ip = ip[1 : len(ip)-1]
 	}
-	if _, err := netip.ParseAddr(ip); err != nil {
-		return fmt.Errorf("invalid IP address in add-host: %q", ip)
+	if ip != "host-gateway" {
+		if _, err := netip.ParseAddr(ip); err != nil {
+			return "", fmt.Errorf("invalid IP address in add-host: %q", ip)
+		}
 	}
-	return nil
+	return name + ":" + ip, nil
 }
 
 func parseDevice(d string) (container.DeviceMapping, error) {

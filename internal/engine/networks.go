@@ -3,7 +3,9 @@ package engine
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/moby/moby/api/types/container"
@@ -44,6 +46,17 @@ func isBuiltinNetwork(n string) bool { return n == "bridge" || n == "host" || n 
 func (e *Engine) resolveNetworking(hc *container.HostConfig, nc *network.NetworkingConfig) (map[string]*network.EndpointSettings, error) {
 	nm := string(hc.NetworkMode)
 	if ref, ok := strings.CutPrefix(nm, "container:"); ok {
+		// What belongs to the other container's namespace cannot be set here (dockerd's checks, its words).
+		switch {
+		case len(hc.PortBindings) > 0 || hc.PublishAllPorts:
+			return nil, Invalid("conflicting options: port publishing and the container type network mode")
+		case len(hc.DNS) > 0:
+			return nil, Invalid("conflicting options: dns and the network mode")
+		case len(hc.ExtraHosts) > 0:
+			return nil, Invalid("conflicting options: custom host-to-IP mapping and the network mode")
+		case len(hc.Links) > 0:
+			return nil, Invalid("conflicting options: container type network can't be used with links. This would result in undefined behavior")
+		}
 		c, err := e.Container(ref)
 		if err != nil {
 			return nil, err
@@ -60,7 +73,9 @@ func (e *Engine) resolveNetworking(hc *container.HostConfig, nc *network.Network
 		return nil, Invalid("%s", err.Error())
 	}
 	hc.NetworkMode = container.NetworkMode(info.Name)
-	out := map[string]*network.EndpointSettings{}
+	// The first network is recorded among the endpoints too (as dockerd's NetworkSettings.Networks), so that
+	// a disconnect from it is remembered.
+	out := map[string]*network.EndpointSettings{info.Name: {}}
 	if nc == nil {
 		return out, nil
 	}
@@ -93,6 +108,24 @@ func (e *Engine) resolveNetworking(hc *container.HostConfig, nc *network.Network
 		out[ni.Name] = &cp
 	}
 	return out, nil
+}
+
+// dnsServers lists the container's --dns servers for the embedded DNS server of user networks.
+func dnsServers(hc *container.HostConfig) []string {
+	var out []string
+	for _, a := range hc.DNS {
+		out = append(out, a.String())
+	}
+	return out
+}
+
+// connectedTo tells whether the container is attached to the network (by name) as far as its record says:
+// its endpoints, or (records from before the first network was listed there) its network mode.
+func connectedTo(c *Container, name string) bool {
+	if _, ok := c.Endpoints[name]; ok {
+		return true
+	}
+	return len(c.Endpoints) == 0 && string(c.HostConfig.NetworkMode) == name && name != "none"
 }
 
 // extraNetworks lists the networks besides the primary one to connect at start, in name order.
@@ -225,19 +258,20 @@ func (e *Engine) ConnectNetwork(netRef, ctrRef string, es *network.EndpointSetti
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	mode := string(c.HostConfig.NetworkMode)
+	_, onNone := c.Endpoints["none"]
 	switch {
 	case info.Name == "host" || mode == "host":
 		return forbidden("container cannot be disconnected from host network or connected to host network")
-	case info.Name == "none" || mode == "none":
-		return forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode")
 	case strings.HasPrefix(mode, "container:"):
 		return forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
+	case info.Name == "none" || onNone:
+		// dockerd looks at the networks the container is on: once disconnected from "none" it may join others.
+		return forbidden("container cannot be connected to multiple networks with one of the networks in private (none) mode")
 	}
 	if info.BuiltIn && (len(es.Aliases) > 0 || es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid()) {
 		return forbidden("network-scoped alias or static address is supported only for containers in user defined networks")
 	}
-	_, has := c.Endpoints[info.Name]
-	if has && info.Name != mode || info.Name == mode && c.Running() {
+	if connectedTo(c, info.Name) {
 		return forbidden("endpoint with name %s already exists in network %s", strings.TrimPrefix(c.Name, "/"), info.Name)
 	}
 	if c.Running() && c.Net != nil {
@@ -255,12 +289,25 @@ func (e *Engine) ConnectNetwork(netRef, ctrRef string, es *network.EndpointSetti
 	cp := *es
 	eps[info.Name] = &cp
 	c.Endpoints = eps
+	if mode == "none" {
+		// It had left "none": this network becomes its first one (eth0 at the next start).
+		hc := *c.HostConfig
+		hc.NetworkMode = container.NetworkMode(info.Name)
+		c.HostConfig = &hc
+		if c.Net != nil {
+			n := *c.Net
+			n.Network = info.Name
+			c.Net = &n
+		}
+	}
 	e.saveContainerLocked(c)
 	e.ev.publish(Event{Type: "network", Action: "connect", ID: info.ID, Attrs: map[string]string{"name": info.Name, "type": "bridge", "container": c.ID}})
 	return nil
 }
 
-// DisconnectNetwork disconnects a container from a network it was connected to (not its primary one).
+// DisconnectNetwork disconnects a container from a network, its first one included (as dockerd): it keeps
+// its other networks, or only lo. The next network in name order (or "none") becomes its network mode, so
+// that a restart attaches what it is still connected to.
 func (e *Engine) DisconnectNetwork(netRef, ctrRef string, force bool) error {
 	info, err := e.net.Network(netRef)
 	if err != nil {
@@ -279,10 +326,10 @@ func (e *Engine) DisconnectNetwork(netRef, ctrRef string, force bool) error {
 	if info.Name == "host" || mode == "host" {
 		return forbidden("container cannot be disconnected from host network or connected to host network")
 	}
-	if info.Name == mode {
-		return forbidden("disconnecting container %s from its first network (%s) is not supported", strings.TrimPrefix(c.Name, "/"), info.Name)
+	if strings.HasPrefix(mode, "container:") {
+		return forbidden("container sharing network namespace with another container or host cannot be connected to any other network")
 	}
-	if _, has := c.Endpoints[info.Name]; !has {
+	if !connectedTo(c, info.Name) {
 		return forbidden("container %s is not connected to network %s", c.ID, info.Name)
 	}
 	if c.Running() && c.Net != nil {
@@ -291,6 +338,21 @@ func (e *Engine) DisconnectNetwork(netRef, ctrRef string, force bool) error {
 		}
 		n := *c.Net
 		n.Networks = e.endpointStates(c.ID)
+		if info.Name == mode {
+			n.IP, n.Gateway, n.PrefixLen, n.MAC, n.Ports = "", "", 0, "", network.PortMap{}
+			if atts := e.net.Attachments(c.ID); len(atts) > 0 {
+				// The published ports moved with the first interface.
+				for _, p := range atts[0].Ports {
+					port, _ := network.PortFrom(p.ContainerPort, network.IPProtocol(p.Proto))
+					hip := p.HostIP
+					if hip == "" {
+						hip = "0.0.0.0"
+					}
+					addr, _ := netip.ParseAddr(hip)
+					n.Ports[port] = append(n.Ports[port], network.PortBinding{HostIP: addr, HostPort: strconv.Itoa(int(p.HostPort))})
+				}
+			}
+		}
 		c.Net = &n
 	}
 	eps := map[string]*network.EndpointSettings{}
@@ -300,6 +362,33 @@ func (e *Engine) DisconnectNetwork(netRef, ctrRef string, force bool) error {
 		}
 	}
 	c.Endpoints = eps
+	if info.Name == mode && mode != "none" {
+		// The network that became the first one: the manager's choice for a running container (the next
+		// one with a gateway), else the next by name.
+		next := "none"
+		var rest []string
+		for k := range eps {
+			rest = append(rest, k)
+		}
+		if sort.Strings(rest); len(rest) > 0 {
+			next = rest[0]
+		}
+		if c.Running() && c.Net != nil {
+			if atts := e.net.Attachments(c.ID); len(atts) > 0 {
+				next = atts[0].Network
+			} else {
+				next = "none"
+			}
+		}
+		hc := *c.HostConfig
+		hc.NetworkMode = container.NetworkMode(next)
+		c.HostConfig = &hc
+		if c.Net != nil {
+			n := *c.Net
+			n.Network = next
+			c.Net = &n
+		}
+	}
 	e.saveContainerLocked(c)
 	e.ev.publish(Event{Type: "network", Action: "disconnect", ID: info.ID, Attrs: map[string]string{"name": info.Name, "type": "bridge", "container": c.ID}})
 	return nil

@@ -82,7 +82,7 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 			e.snaps.Unmount(c.ID)
 		}
 	}()
-	req := wnet.AttachRequest{ContainerID: c.ID, Network: string(c.HostConfig.NetworkMode), Name: strings.TrimPrefix(c.Name, "/")}
+	req := wnet.AttachRequest{ContainerID: c.ID, Network: string(c.HostConfig.NetworkMode), Name: strings.TrimPrefix(c.Name, "/"), DNS: dnsServers(c.HostConfig)}
 	if es := c.Endpoints[string(c.HostConfig.NetworkMode)]; es != nil {
 		req.Aliases = es.Aliases
 		if es.IPAMConfig != nil && es.IPAMConfig.IPv4Address.IsValid() {
@@ -570,8 +570,8 @@ func (e *Engine) writeEtcFiles(c *Container, att *wnet.Attachment) error {
 	for _, h := range c.HostConfig.ExtraHosts {
 		if i := strings.IndexByte(h, ':'); i > 0 {
 			ip := h[i+1:]
-			if ip == "host-gateway" && att.Gateway != nil {
-				ip = att.Gateway.String()
+			if ip == "host-gateway" && att.HostGateway != nil {
+				ip = att.HostGateway.String()
 			}
 			fmt.Fprintf(&hosts, "%s\t%s\n", ip, h[:i])
 		}
@@ -588,8 +588,8 @@ func (e *Engine) writeEtcFiles(c *Container, att *wnet.Attachment) error {
 // resolvConf derives the container's resolv.conf from the host's, dropping loopback resolvers that
 // cannot be reached from another network namespace (Docker falls back to public resolvers then).
 //
-// On a user-defined network the only nameserver is the network's embedded DNS server (embedded, unless
-// --dns was given), as Docker does with 127.0.0.11; it forwards other names to the host's resolvers.
+// On a user-defined network the only nameserver is the network's embedded DNS server (embedded, even with
+// --dns), as Docker does with 127.0.0.11; it forwards other names to the --dns servers, else the host's.
 func resolvConf(hc *container.HostConfig, hostNet bool, embedded net.IP) []byte {
 	host, _ := os.ReadFile("/etc/resolv.conf")
 	var ns, search, opts []string
@@ -609,14 +609,15 @@ func resolvConf(hc *container.HostConfig, hostNet bool, embedded net.IP) []byte 
 			opts = append(opts, f[1:]...)
 		}
 	}
-	if embedded != nil {
-		ns = []string{embedded.String()}
-	}
 	if len(hc.DNS) > 0 {
 		ns = nil
 		for _, a := range hc.DNS {
 			ns = append(ns, a.String())
 		}
+	}
+	if embedded != nil {
+		// User networks: only the embedded server, which forwards other names to --dns (else the host's).
+		ns = []string{embedded.String()}
 	}
 	if len(ns) == 0 {
 		ns = []string{"8.8.8.8", "8.8.4.4"}
@@ -626,6 +627,9 @@ func resolvConf(hc *container.HostConfig, hostNet bool, embedded net.IP) []byte 
 	}
 	if len(hc.DNSOptions) > 0 {
 		opts = hc.DNSOptions
+	}
+	if embedded != nil && !strings.Contains(" "+strings.Join(opts, " "), " ndots:") {
+		opts = append(opts, "ndots:0") // as dockerd with its embedded server
 	}
 	var b strings.Builder
 	for _, n := range ns {

@@ -16,7 +16,9 @@ import (
 // nameserver. It answers the names of the containers on that network (container name, network aliases,
 // short container ID) and their PTR records, and forwards every other question to the host's resolvers
 // (those of /etc/resolv.conf, loopback ones included: the server runs on the host). Internal networks get
-// no forwarding. A guard rule drops queries to the gateway's port 53 arriving from any other interface.
+// no forwarding. A container's own --dns servers replace the host's resolvers for its questions (as dockerd's
+// embedded DNS does). A guard rule drops queries to the gateway's port 53 arriving from any interface other
+// than a user network's bridge; names are answered by the asking container's networks, never others'.
 
 const dnsTTL = 600
 
@@ -32,22 +34,34 @@ type netNames struct {
 // owner finds the asking container by its source address, nets lists its user networks.
 type dnsTable struct {
 	nets  map[string]*netNames
-	owner map[netip.Addr]string // container address (any user network) → container ID
-	ctrs  map[string][]string   // container ID → its user network IDs
+	owner map[netip.Addr]string   // container address (any user network) → container ID
+	ctrs  map[string][]string     // container ID → its user network IDs
+	ups   map[netip.Addr][]string // container address → its own upstream resolvers (--dns), if any
 }
 
-// namesFor lists the name sets a query from src arriving on network netID is answered from.
+// namesFor lists the name sets a query from src arriving on network netID is answered from: those of the
+// asking container's user networks (whichever of their servers it asks: after it was disconnected from its
+// first network, its resolv.conf still names that network's server), else those of netID.
 func (t *dnsTable) namesFor(netID string, src netip.Addr) []*netNames {
 	out := []*netNames{}
-	if nn := t.nets[netID]; nn != nil {
-		out = append(out, nn)
+	nets, known := t.ctrs[t.owner[src]]
+	if !known {
+		nets = []string{netID}
 	}
-	for _, n := range t.ctrs[t.owner[src]] {
-		if nn := t.nets[n]; nn != nil && n != netID {
+	for _, n := range nets {
+		if nn := t.nets[n]; nn != nil {
 			out = append(out, nn)
 		}
 	}
 	return out
+}
+
+// upstreamsFor lists the resolvers a query from src is forwarded to: the container's --dns servers, else def.
+func (t *dnsTable) upstreamsFor(src netip.Addr, def func() []string) []string {
+	if ups := t.ups[src]; len(ups) > 0 {
+		return ups
+	}
+	return def()
 }
 
 func (t *netNames) add(name string, a netip.Addr, canonical bool) {
@@ -68,7 +82,8 @@ func (t *netNames) add(name string, a netip.Addr, canonical bool) {
 
 // refreshDNSLocked rebuilds the name table from the endpoints. Caller holds m.mu.
 func (m *Manager) refreshDNSLocked() {
-	t := &dnsTable{nets: map[string]*netNames{}, owner: map[netip.Addr]string{}, ctrs: map[string][]string{}}
+	t := &dnsTable{nets: map[string]*netNames{}, owner: map[netip.Addr]string{}, ctrs: map[string][]string{},
+		ups: map[netip.Addr][]string{}}
 	for id := range m.nets {
 		t.nets[id] = &netNames{addrs: map[string][]netip.Addr{}, ptr: map[netip.Addr]string{}}
 	}
@@ -80,6 +95,9 @@ func (m *Manager) refreshDNSLocked() {
 		}
 		t.owner[a] = ep.ContainerID
 		t.ctrs[ep.ContainerID] = append(t.ctrs[ep.ContainerID], key)
+		if len(ep.DNS) > 0 {
+			t.ups[a] = ep.DNS
+		}
 		if ep.Name != "" {
 			nn.add(ep.Name, a, true)
 		}
@@ -170,10 +188,11 @@ func (m *Manager) dnsHandler(netID string, internal bool, proto string) dns.Hand
 		if ap, err := netip.ParseAddrPort(w.RemoteAddr().String()); err == nil {
 			src = ap.Addr().Unmap()
 		}
-		names := m.dnsTable.Load().namesFor(netID, src)
+		t := m.dnsTable.Load()
+		names := t.namesFor(netID, src)
 		var fwd func(*dns.Msg) (*dns.Msg, error)
 		if !internal {
-			fwd = func(q *dns.Msg) (*dns.Msg, error) { return forward(q, proto, m.upstream()) }
+			fwd = func(q *dns.Msg) (*dns.Msg, error) { return forward(q, proto, t.upstreamsFor(src, m.upstream)) }
 		}
 		if resp := answerDNS(req, names, fwd); resp != nil {
 			w.WriteMsg(resp)

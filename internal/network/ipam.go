@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -83,12 +85,31 @@ func overlapsAny(p netip.Prefix, list []netip.Prefix) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
+// resolverPrefixes lists the host's IPv4 resolvers (nameserver lines of the resolv.conf at path, loopback
+// ones aside) as /32 prefixes: a subnet picked automatically must not hide one (it may be reached through the
+// default route only, so the routing table does not show it).
+func resolverPrefixes(path string) []netip.Prefix {
+	data, _ := os.ReadFile(path)
+	var out []netip.Prefix
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() && !a.IsLoopback() {
+			out = append(out, netip.PrefixFrom(a, 32))
+		}
+	}
+	return out
+}
+
 // pickSubnet returns the first candidate that overlaps nothing on the host.
 func pickSubnet(ignoreLink int) (netip.Prefix, error) {
 	used, err := hostPrefixes(ignoreLink)
 	if err != nil {
 		return netip.Prefix{}, err
 	}
+	used = append(used, resolverPrefixes("/etc/resolv.conf")...)
 	for _, c := range defaultSubnetCandidates {
 		p := netip.MustParsePrefix(c)
 		if _, bad := overlapsAny(p, neverPick); bad {

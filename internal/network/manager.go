@@ -382,7 +382,11 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 		undo     []func()
 		saveDone chan error
 	)
-	ep := &endpoint{ContainerID: id, Network: netName, Name: req.Name}
+	ups, err := normalizeUpstreams(req.DNS)
+	if err != nil {
+		return nil, err
+	}
+	ep := &endpoint{ContainerID: id, Network: netName, Name: req.Name, DNS: ups}
 	// The record is written (fsync'd) while the kernel objects are being made; it must be on disk before
 	// Attach returns. A crash before that leaves objects without a record: Reconcile's scan (links on the
 	// bridge, files in NetNSDir, rules tagged with the ID) removes those too.
@@ -432,7 +436,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 			return nil, err
 		}
 		m.eps[id] = ep
-		return &Attachment{Network: netName, NetNSPath: ep.NetNSPath}, nil
+		return &Attachment{Network: netName, NetNSPath: ep.NetNSPath, HostGateway: m.hostGateway()}, nil
 	case "host":
 		// Like Docker: published ports are discarded in host mode.
 		ep.NetNSPath = "host"
@@ -441,7 +445,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 			return nil, err
 		}
 		m.eps[id] = ep
-		return &Attachment{Network: "host", NetNSPath: "host"}, nil
+		return &Attachment{Network: "host", NetNSPath: "host", HostGateway: m.hostGateway()}, nil
 	case "none":
 		ep.NetNSPath = filepath.Join(m.opts.NetNSDir, id)
 		startSave()
@@ -459,7 +463,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 			return nil, err
 		}
 		m.eps[id] = ep
-		return &Attachment{Network: "none", NetNSPath: ep.NetNSPath}, nil
+		return &Attachment{Network: "none", NetNSPath: ep.NetNSPath, HostGateway: m.hostGateway()}, nil
 	}
 
 	// bridge or a user-defined network
@@ -511,7 +515,7 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 // attachmentOf describes one interface of an endpoint (its primary one or one in Extra).
 func (m *Manager) attachmentOf(ep *endpoint, ifc *iface, key string) *Attachment {
 	a := &Attachment{Network: key, NetNSPath: ep.NetNSPath, PrefixLen: ifc.PrefixLen, MAC: ifc.MAC,
-		IfName: ifc.IfName, Aliases: append([]string(nil), ifc.Aliases...)}
+		IfName: ifc.IfName, Aliases: append([]string(nil), ifc.Aliases...), HostGateway: m.hostGateway()}
 	if a.IfName == "" && ifc.HostVeth != "" {
 		a.IfName = ctrIfName
 	}
@@ -535,6 +539,26 @@ func (m *Manager) attachmentOf(ep *endpoint, ifc *iface, key string) *Attachment
 		}
 	}
 	return a
+}
+
+// hostGateway is the address --add-host NAME:host-gateway stands for: the default bridge's gateway.
+func (m *Manager) hostGateway() net.IP { return m.ipam.gateway.AsSlice() }
+
+// normalizeUpstreams turns --dns values ("ip" or "ip:port") into "ip:port" addresses.
+func normalizeUpstreams(in []string) ([]string, error) {
+	var out []string
+	for _, s := range in {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			out = append(out, net.JoinHostPort(ap.Addr().Unmap().String(), fmt.Sprint(ap.Port())))
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, errKind(ErrInvalid, "%s is not an ip address", s)
+		}
+		out = append(out, net.JoinHostPort(a.Unmap().String(), "53"))
+	}
+	return out, nil
 }
 
 func loUp() error {
@@ -653,8 +677,11 @@ func (m *Manager) detachLocked(id string) error {
 			errs = append(errs, err)
 		}
 	}
-	if ep == nil || ep.HostVeth != "" {
-		if err := m.delOwnVeth(hostVethName(id)); err != nil {
+	if veth := hostVethName(id); ep == nil || ep.HostVeth != "" {
+		if ep != nil {
+			veth = ep.HostVeth
+		}
+		if err := m.delOwnVeth(veth); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -826,6 +853,11 @@ func (m *Manager) Reconcile(keep map[string]bool) error {
 	// 4. Kept endpoints: ports held, veth present.
 	for id, ep := range m.eps {
 		if ep.HostVeth == "" {
+			for i := range ep.Extra { // disconnected from its first network: only the others
+				if err := m.repairExtra(ep, &ep.Extra[i]); err != nil {
+					errs = append(errs, err)
+				}
+			}
 			continue
 		}
 		if _, ok := m.holds[id]; !ok {
@@ -884,7 +916,7 @@ func (m *Manager) repairVeth(ep *endpoint) error {
 	defer t.close()
 	// A half-configured eth0 may survive if only the host side was renamed away; start clean.
 	t.do(func() error {
-		if l, err := netlink.LinkByName(ctrIfName); err == nil {
+		if l, err := netlink.LinkByName(ep.primaryIfName()); err == nil {
 			netlink.LinkDel(l)
 		}
 		return nil

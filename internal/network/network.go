@@ -26,6 +26,9 @@ type AttachRequest struct {
 	IP          net.IP   // requested address or nil
 	Name        string   // container name (without "/"), resolvable by the embedded DNS of user networks
 	Aliases     []string // extra DNS names on this network (user networks only)
+	// DNS are the container's own resolvers (--dns: "ip" or "ip:port"). On a user network the embedded DNS
+	// server forwards the names it does not know to these instead of the host's resolvers (as dockerd).
+	DNS []string
 }
 
 // ConnectRequest connects a container whose network is set up (Attach) to one more network.
@@ -50,6 +53,9 @@ type Attachment struct {
 	IfName    string   // interface in the container ("eth0", "eth1", ...)
 	Aliases   []string // DNS aliases on this network
 	DNS       net.IP   // embedded DNS server for the container's resolv.conf (user networks), else nil
+	// HostGateway is what --add-host NAME:host-gateway maps to: the default bridge's gateway, whatever the
+	// container's network (dockerd: docker0's address).
+	HostGateway net.IP
 }
 
 // Info describes a network (for /networks).
@@ -86,7 +92,8 @@ type API interface {
 	RemoveNetwork(ref string) error
 	// Network finds a network by name, ID or unique ID prefix.
 	Network(ref string) (Info, error)
-	// Connect adds an interface on another network to a container's namespace; Disconnect removes it.
+	// Connect adds an interface on another network to a container's namespace; Disconnect removes it (also
+	// the container's first network, or "none": the namespace stays, with the other interfaces or only lo).
 	Connect(req ConnectRequest) (*Attachment, error)
 	Disconnect(containerID, network string) error
 	// Attachments lists a container's interfaces on bridged networks (primary first).

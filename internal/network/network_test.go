@@ -466,7 +466,10 @@ func takeSnapshot(t testing.TB, m *Manager, opts Options) snapshot {
 		a := l.Attrs()
 		addrs, _ := netlink.AddrList(l, netlink.FAMILY_ALL)
 		s.AllAddrs += len(addrs)
-		if a.Index == brIdx || a.MasterIndex == brIdx || strings.HasPrefix(a.Name, vethPrefix) {
+		// Ours: the bridge, its ports, and "wh*" veths not plugged into another daemon's bridge (other
+		// Wharf daemons, e.g. e2e runs, may work on the machine meanwhile).
+		foreign := a.MasterIndex != 0 && a.MasterIndex != brIdx && !ownUserBridge(m, a.MasterIndex)
+		if a.Index == brIdx || a.MasterIndex == brIdx || strings.HasPrefix(a.Name, vethPrefix) && l.Type() == "veth" && !foreign {
 			s.Links++
 			s.Addrs += len(addrs)
 		}
@@ -482,6 +485,21 @@ func takeSnapshot(t testing.TB, m *Manager, opts Options) snapshot {
 	eps, _ := os.ReadDir(filepath.Join(opts.StateDir, "endpoints"))
 	s.Endpoints = len(eps)
 	return s
+}
+
+// ownUserBridge: idx is the bridge of one of m's user networks.
+func ownUserBridge(m *Manager, idx int) bool {
+	if m == nil {
+		return false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, n := range m.nets {
+		if l, err := netlink.LinkByName(n.Bridge); err == nil && l.Attrs().Index == idx {
+			return true
+		}
+	}
+	return false
 }
 
 func requireSame(t testing.TB, what string, got, want snapshot) {

@@ -212,16 +212,21 @@ func (f *firewall) baseRules() map[string][]ruleSpec {
 	// anywhere else (the default bridge, another user network, outside) is dropped unless it answers a
 	// connection made from inside or goes to a published port; an internal network's traffic never leaves
 	// its bridge. Traffic within one bridge (ICC, seen here only with br_netfilter) is untouched.
-	var fwd []ruleSpec
+	var fwd, dnsAccept, dnsDrop []ruleSpec
 	for _, n := range f.nets {
 		b := n.bridge
 		gw := netip.PrefixFrom(n.gateway, 32)
 		rules[chainGuard] = append(rules[chainGuard],
-			ruleSpec{t("guard-localnet " + b), cat(iif(b), ipMatch(false, lo), []expr.Any{drop()})},
-			// The embedded DNS server listens on the gateway: only this network's containers may ask it.
-			ruleSpec{t("guard-dns-udp " + b), cat(notIif(b), ipMatch(false, gw), l4dport(unix.IPPROTO_UDP, 53), []expr.Any{drop()})},
-			ruleSpec{t("guard-dns-tcp " + b), cat(notIif(b), ipMatch(false, gw), l4dport(unix.IPPROTO_TCP, 53), []expr.Any{drop()})},
-		)
+			ruleSpec{t("guard-localnet " + b), cat(iif(b), ipMatch(false, lo), []expr.Any{drop()})})
+		// The embedded DNS servers listen on the gateways: only containers of user networks may ask them
+		// (any of them: a container disconnected from its first network still has that server in its
+		// resolv.conf; the server answers it with the names of its own networks only).
+		dnsAccept = append(dnsAccept,
+			ruleSpec{t("guard-dns-from-udp " + b), cat(iif(b), l4dport(unix.IPPROTO_UDP, 53), []expr.Any{accept()})},
+			ruleSpec{t("guard-dns-from-tcp " + b), cat(iif(b), l4dport(unix.IPPROTO_TCP, 53), []expr.Any{accept()})})
+		dnsDrop = append(dnsDrop,
+			ruleSpec{t("guard-dns-udp " + b), cat(ipMatch(false, gw), l4dport(unix.IPPROTO_UDP, 53), []expr.Any{drop()})},
+			ruleSpec{t("guard-dns-tcp " + b), cat(ipMatch(false, gw), l4dport(unix.IPPROTO_TCP, 53), []expr.Any{drop()})})
 		rules[chainPostrouting] = append(rules[chainPostrouting],
 			ruleSpec{t("masq-localhost " + b), cat(oif(b), ipMatch(true, lo), []expr.Any{&expr.Masq{}})},
 			ruleSpec{t("masq-hairpin " + b + " " + n.subnet.String()), cat(oif(b), ipMatch(true, n.subnet), ctBits(expr.CtKeySTATUS, ipsDstNAT), []expr.Any{&expr.Masq{}})},
@@ -239,6 +244,7 @@ func (f *firewall) baseRules() map[string][]ruleSpec {
 			fwd = append(fwd, ruleSpec{t("fwd-internal " + b), cat(iif(b), notOif(b), []expr.Any{drop()})})
 		}
 	}
+	rules[chainGuard] = append(append(rules[chainGuard], dnsAccept...), dnsDrop...)
 	rules[chainForward] = append(fwd, rules[chainForward]...)
 	return rules
 }

@@ -34,14 +34,26 @@ type iface struct {
 // any kernel object is created (an intent record), so that a crash half-way leaves something Reconcile can find.
 type endpoint struct {
 	ContainerID string `json:"container_id"`
-	// Network: "bridge", a user-defined network's ID, "host", "none" or "container:<id>".
+	// Network: "bridge", a user-defined network's ID, "host", "none" or "container:<id>"; "" once the
+	// container was disconnected from its first network (its namespace stays, with Extra or only lo).
 	Network   string `json:"network"`
 	Name      string `json:"name,omitempty"` // container name, answered by the embedded DNS
 	NetNSPath string `json:"netns_path,omitempty"`
 	iface
 	Ports []PortBinding `json:"ports,omitempty"`
+	// DNS are the container's own upstream resolvers ("ip:port", from --dns) for the embedded DNS server.
+	DNS []string `json:"dns,omitempty"`
 	// Extra are the interfaces of networks connected later (eth1, eth2, ...).
 	Extra []iface `json:"extra,omitempty"`
+}
+
+// primaryIfName is the name of the primary interface in the container ("eth0" unless it was an extra one
+// promoted when the container left its first network).
+func (ep *endpoint) primaryIfName() string {
+	if ep.IfName != "" {
+		return ep.IfName
+	}
+	return ctrIfName
 }
 
 // checkID accepts [A-Za-z0-9][A-Za-z0-9_.-]{0,127}: the ID names files and links.

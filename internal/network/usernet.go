@@ -231,7 +231,7 @@ func (m *Manager) reserveEndpoint(ep *endpoint) bool {
 		if bn == nil || err != nil || bn.ipam.reserve(a, ep.ContainerID) != nil {
 			return false
 		}
-	} else if ep.Network != "host" && ep.Network != "none" && !strings.HasPrefix(ep.Network, "container:") && m.bnetOf(ep.Network) == nil {
+	} else if ep.Network != "host" && ep.Network != "none" && ep.Network != "" && !strings.HasPrefix(ep.Network, "container:") && m.bnetOf(ep.Network) == nil {
 		return false
 	}
 	kept := ep.Extra[:0]
@@ -363,6 +363,7 @@ func (m *Manager) CreateNetwork(cfg NetworkConfig) (_ Info, err error) {
 			return Info{}, errKind(ErrForbidden, "invalid pool request: Pool overlaps with other one on this address space")
 		}
 	} else {
+		used = append(used, resolverPrefixes("/etc/resolv.conf")...)
 		for _, c := range userSubnetCandidates() {
 			if _, bad := overlapsAny(c, neverPick); bad {
 				continue
@@ -554,7 +555,13 @@ func (m *Manager) Connect(req ConnectRequest) (_ *Attachment, err error) {
 	if name == "" {
 		name = endpointName(id)
 	}
-	used := map[string]bool{ctrIfName: true}
+	used := map[string]bool{}
+	if ep.HostVeth != "" {
+		used[ep.primaryIfName()] = true
+	}
+	if ep.HostVeth != hostVethName(id) {
+		m.waitVeth(hostVethName(id)) // a first interface just disconnected: its eth0 may be going away
+	}
 	if ep.Network == key {
 		return nil, errKind(ErrForbidden, "endpoint with name %s already exists in network %s", name, bn.Name)
 	}
@@ -564,7 +571,7 @@ func (m *Manager) Connect(req ConnectRequest) (_ *Attachment, err error) {
 		}
 		used[x.IfName] = true
 	}
-	num := 1
+	num := 0
 	for used[fmt.Sprintf("eth%d", num)] {
 		num++
 	}
@@ -625,8 +632,16 @@ func (m *Manager) Disconnect(containerID, network string) error {
 	if key == "host" || ep.Network == "host" {
 		return errKind(ErrForbidden, "container cannot be disconnected from host network or connected to host network")
 	}
+	if strings.HasPrefix(ep.Network, "container:") {
+		return errKind(ErrForbidden, "container sharing network namespace with another container or host cannot be connected to any other network")
+	}
+	if key == "none" && ep.Network == "none" {
+		// The namespace (only lo) stays; the container may now be connected to other networks.
+		ep.Network = ""
+		return m.saveEndpoint(ep)
+	}
 	if bn != nil && ep.Network == key {
-		return errKind(ErrForbidden, "disconnecting a running container from its first network (%s) is not supported; stop it or connect it elsewhere first", bn.Name)
+		return m.disconnectPrimaryLocked(ep)
 	}
 	for i, x := range ep.Extra {
 		if x.Net != key {
@@ -645,6 +660,88 @@ func (m *Manager) Disconnect(containerID, network string) error {
 		name = containerID
 	}
 	return errKind(ErrForbidden, "container %s is not connected to network %s", name, network)
+}
+
+// disconnectPrimaryLocked removes a running container's first interface: its veth and address. As dockerd
+// moves external connectivity to the next gateway endpoint, the first remaining interface on a network with
+// a gateway (else the first remaining one) becomes the primary: it gets the default route and the published
+// ports. With no other interface the namespace keeps only lo.
+func (m *Manager) disconnectPrimaryLocked(ep *endpoint) error {
+	id := ep.ContainerID
+	if len(ep.Ports) > 0 {
+		if err := m.fw.delPorts(id); err != nil {
+			return err
+		}
+	}
+	if err := m.delOwnVeth(ep.HostVeth); err != nil {
+		return err
+	}
+	m.releaseIface(id, ep.Network, &ep.iface)
+	k := -1
+	for i := range ep.Extra {
+		if bn := m.bnetOf(ep.Extra[i].Net); bn != nil && !bn.Internal {
+			k = i
+			break
+		}
+	}
+	if k < 0 && len(ep.Extra) > 0 {
+		k = 0
+	}
+	var errs []error
+	if k < 0 {
+		closeHolds(m.holds[id])
+		delete(m.holds, id)
+		ep.Network, ep.iface, ep.Ports = "", iface{}, nil
+	} else {
+		x := ep.Extra[k]
+		ep.Extra = append(ep.Extra[:k:k], ep.Extra[k+1:]...)
+		ep.Network = x.Net
+		x.Net = ""
+		ep.iface = x
+		bn := m.bnetOf(ep.Network)
+		if bn != nil && !bn.Internal {
+			errs = append(errs, m.defaultRoute(ep))
+			if len(ep.Ports) > 0 {
+				if err := m.fw.addPorts(id, netip.MustParseAddr(ep.IP), ep.Ports); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		} else {
+			closeHolds(m.holds[id])
+			delete(m.holds, id)
+			ep.Ports = nil
+		}
+	}
+	m.refreshDNSLocked()
+	if err := m.saveEndpoint(ep); err != nil {
+		return err
+	}
+	return errors.Join(errs...)
+}
+
+// defaultRoute points the namespace's default route at the primary interface's gateway (replacing the
+// route through an interface that went away).
+func (m *Manager) defaultRoute(ep *endpoint) error {
+	gw := net.ParseIP(ep.Gateway).To4()
+	ifName := ep.IfName
+	if ifName == "" {
+		ifName = ctrIfName
+	}
+	t, err := newNSThread(ep.NetNSPath, false)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	return t.do(func() error {
+		l, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("looking up %s in the container: %w", ifName, err)
+		}
+		if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw, Scope: netlink.SCOPE_UNIVERSE}); err != nil {
+			return fmt.Errorf("adding default route via %s: %w", gw, err)
+		}
+		return nil
+	})
 }
 
 // Attachments lists a container's interfaces on bridged networks, primary first.

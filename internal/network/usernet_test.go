@@ -2,8 +2,10 @@ package network
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -218,8 +220,14 @@ func TestUserNetworks(t *testing.T) {
 	if r, err := dnsAsk(t, b1.NetNSPath, "10.213.79.1:53", "a1", dns.TypeA); err != nil || len(aRecords(r)) != 1 || aRecords(r)[0] != "192.0.2.7" {
 		t.Errorf("a1 from netb should be forwarded upstream (not answered locally): %v %v", r, err)
 	}
-	if r, err := dnsAsk(t, b1.NetNSPath, gwA, "a1", dns.TypeA); err == nil {
-		t.Errorf("netb container queried neta's DNS: %v", r)
+	// netb's container may reach neta's server (it may be the one its resolv.conf names after a disconnect
+	// from its first network) but is answered with its own networks' names only.
+	if r, err := dnsAsk(t, b1.NetNSPath, gwA, "a1", dns.TypeA); err != nil || strings.Join(aRecords(r), ",") != "192.0.2.7" {
+		t.Errorf("a1 asked by netb's container of neta's server: %v %v", r, err)
+	}
+	// The host's other interfaces (here: loopback) cannot ask it.
+	if r, err := dnsAsk(t, "", gwA, "a1", dns.TypeA); err == nil {
+		t.Errorf("host loopback queried neta's DNS: %v", r)
 	}
 	// Internal network: own names only, nothing forwarded.
 	if r, err := dnsAsk(t, c1.NetNSPath, "10.213.80.1:53", "c1", dns.TypeA); err != nil || strings.Join(aRecords(r), ",") != c1.IP.String() {
@@ -449,4 +457,257 @@ func FuzzAnswerDNS(f *testing.F) {
 			}
 		}
 	})
+}
+
+// fakeUpstreamAt is a DNS server (UDP) on addr answering A questions for name with ip, NXDOMAIN otherwise.
+func fakeUpstreamAt(t *testing.T, addr, name, ip string) string {
+	pc, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		t.Skipf("listen %s: %v", addr, err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if strings.EqualFold(r.Question[0].Name, dns.Fqdn(name)) {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP(ip).To4()})
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// TestPerContainerDNSUpstreams: a container's --dns servers get the names the embedded DNS does not know
+// (others keep the host's resolvers); the network's own names still win; the choice survives a restart.
+func TestPerContainerDNSUpstreams(t *testing.T) {
+	m, opts := newTestManager(t)
+	skipIfRouted(t, "10.213.81.0/24")
+	hostUp := fakeUpstream(t) // the "host's resolvers": every name → 192.0.2.7
+	own := fakeUpstreamAt(t, "127.0.0.1:0", "probe.wharf.test", "198.51.100.9")
+	m.upstream = func() []string { return []string{hostUp} }
+	if _, err := m.CreateNetwork(NetworkConfig{Name: "dnsnet", Subnet: "10.213.81.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Reconcile(map[string]bool{}); m.RemoveNetwork("dnsnet") })
+	if _, err := m.Attach(AttachRequest{ContainerID: "e1e1e1e1e1e1e1", Network: "dnsnet", Name: "e1", DNS: []string{"not-an-ip"}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("invalid --dns accepted: %v", err)
+	}
+	e1, err := m.Attach(AttachRequest{ContainerID: "e1e1e1e1e1e1e1", Network: "dnsnet", Name: "e1", DNS: []string{own}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2, err := m.Attach(AttachRequest{ContainerID: "e2e2e2e2e2e2e2", Network: "dnsnet", Name: "e2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e1.HostGateway.String() != m.ipam.gateway.String() {
+		t.Errorf("host gateway %v, want the default bridge's %v", e1.HostGateway, m.ipam.gateway)
+	}
+	gw := "10.213.81.1:53"
+	check := func(m *Manager, when string) {
+		t.Helper()
+		for _, tc := range []struct {
+			ns, name, want string
+			rcode          int
+		}{
+			{e1.NetNSPath, "probe.wharf.test", "198.51.100.9", dns.RcodeSuccess}, // its own upstream
+			{e1.NetNSPath, "other.example", "", dns.RcodeNameError},              // ... which says NXDOMAIN
+			{e1.NetNSPath, "e2", e2.IP.String(), dns.RcodeSuccess},               // the network's names first
+			{e2.NetNSPath, "probe.wharf.test", "192.0.2.7", dns.RcodeSuccess},    // the host's resolvers
+		} {
+			r, err := dnsAsk(t, tc.ns, gw, tc.name, dns.TypeA)
+			if err != nil || r.Rcode != tc.rcode || strings.Join(aRecords(r), ",") != tc.want {
+				t.Errorf("%s: %s: %v %v, want %q rcode %d", when, tc.name, r, err, tc.want, tc.rcode)
+			}
+		}
+	}
+	check(m, "running")
+	m.Close()
+	m2, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m2
+	m2.upstream = func() []string { return []string{hostUp} }
+	if err := m2.Reconcile(map[string]bool{"e1e1e1e1e1e1e1": true, "e2e2e2e2e2e2e2": true}); err != nil {
+		t.Fatal(err)
+	}
+	check(m2, "after restart")
+	t.Cleanup(func() { m2.Reconcile(map[string]bool{}); m2.RemoveNetwork("dnsnet"); m2.Close() })
+}
+
+// TestDisconnectFirstNetwork: a running container leaves its first network (eth0, its published port, its
+// address) and keeps the others, with the default route and name resolution moved to them; a container
+// started with "none" can leave it and join a network.
+func TestDisconnectFirstNetwork(t *testing.T) {
+	m, opts := newTestManager(t)
+	skipIfRouted(t, "10.213.82.0/24", "10.213.83.0/24")
+	up := fakeUpstream(t)
+	m.upstream = func() []string { return []string{up} }
+	before := takeSnapshot(t, m, opts)
+	for i, n := range []string{"firsta", "firstb"} {
+		if _, err := m.CreateNetwork(NetworkConfig{Name: n, Subnet: fmt.Sprintf("10.213.%d.0/24", 82+i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const id, peerA, peerB, noneID = "f1f1f1f1f1f1f1", "f2f2f2f2f2f2f2", "f3f3f3f3f3f3f3", "f4f4f4f4f4f4f4"
+	t.Cleanup(func() { m.Reconcile(map[string]bool{}); m.RemoveNetwork("firsta"); m.RemoveNetwork("firstb") })
+	a, err := m.Attach(AttachRequest{ContainerID: id, Network: "firsta", Name: "f1",
+		Ports: []PortBinding{{HostIP: "127.0.0.1", ContainerPort: 8000, Proto: "tcp"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pa, err := m.Attach(AttachRequest{ContainerID: peerA, Network: "firsta", Name: "pa"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := m.Attach(AttachRequest{ContainerID: peerB, Network: "firstb", Name: "pb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := m.Connect(ConnectRequest{ContainerID: id, Network: "firstb"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveTCP(t, a.NetNSPath, ":8000", "f1")
+	if _, err := fetch(t, "", "127.0.0.1:"+hostPort(a, 0)); err != nil {
+		t.Fatalf("published port before: %v", err)
+	}
+	if err := m.Disconnect(id, "firsta"); err != nil {
+		t.Fatal(err)
+	}
+	atts := m.Attachments(id)
+	if len(atts) != 1 || atts[0].Network != "firstb" || atts[0].IP.String() != x.IP.String() || atts[0].IfName != "eth1" {
+		t.Fatalf("attachments after disconnect: %+v", atts)
+	}
+	// The published port moved to the remaining network (dockerd moves external connectivity likewise).
+	if len(atts[0].Ports) != 1 || atts[0].Ports[0].HostPort != a.Ports[0].HostPort {
+		t.Errorf("ports after disconnect: %+v", atts[0].Ports)
+	}
+	if got, err := fetch(t, "", "127.0.0.1:"+hostPort(a, 0)); err != nil || !strings.HasPrefix(got, "f1 ") {
+		t.Errorf("published port after disconnect: %q %v", got, err)
+	}
+	if got, err := fetchQuick(t, pa.NetNSPath, a.IP.String()+":8000"); err == nil {
+		t.Errorf("reachable on firsta after disconnect: %q", got)
+	}
+	if _, err := fetch(t, pb.NetNSPath, x.IP.String()+":8000"); err != nil {
+		t.Errorf("not reachable on firstb: %v", err)
+	}
+	err = inNS(t, a.NetNSPath, func() error {
+		if _, err := netlink.LinkByName("eth0"); err == nil {
+			return errors.New("eth0 still there")
+		}
+		routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, r := range routes {
+			if r.Dst == nil || r.Dst.IP.IsUnspecified() {
+				if r.Gw.String() != "10.213.83.1" {
+					return fmt.Errorf("default route via %v", r.Gw)
+				}
+				return nil
+			}
+		}
+		return errors.New("no default route")
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	// resolv.conf still names firsta's server: it answers with firstb's names now, never firsta's.
+	for server, want := range map[string]string{"10.213.82.1:53": pb.IP.String(), "10.213.83.1:53": pb.IP.String()} {
+		if r, err := dnsAsk(t, a.NetNSPath, server, "pb", dns.TypeA); err != nil || strings.Join(aRecords(r), ",") != want {
+			t.Errorf("pb via %s: %v %v", server, r, err)
+		}
+	}
+	if r, err := dnsAsk(t, a.NetNSPath, "10.213.82.1:53", "pa", dns.TypeA); err != nil || strings.Join(aRecords(r), ",") != "192.0.2.7" {
+		t.Errorf("pa (firsta) still answered locally: %v %v", r, err)
+	}
+	// Reconnect: a new interface (eth0 is free again); a restart keeps the state without duplicates.
+	if y, err := m.Connect(ConnectRequest{ContainerID: id, Network: "firsta"}); err != nil || y.IfName != "eth0" {
+		t.Fatalf("reconnect: %+v %v", y, err)
+	}
+	if err := m.Disconnect(id, "firsta"); err != nil {
+		t.Fatal(err)
+	}
+	// Leaving the last network: only lo, no ports; then back on firsta.
+	if err := m.Disconnect(id, "firstb"); err != nil {
+		t.Fatal(err)
+	}
+	if atts := m.Attachments(id); len(atts) != 0 {
+		t.Errorf("attachments after leaving all: %+v", atts)
+	}
+	if got, err := fetchQuick(t, "", "127.0.0.1:"+hostPort(a, 0)); err == nil {
+		t.Errorf("published port answers with no network: %q", got)
+	}
+	if x, err = m.Connect(ConnectRequest{ContainerID: id, Network: "firstb"}); err != nil {
+		t.Fatal(err)
+	}
+	// --network none: leave it, then join a network.
+	n, err := m.Attach(AttachRequest{ContainerID: noneID, Network: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Connect(ConnectRequest{ContainerID: noneID, Network: "firsta"}); !errors.Is(err, ErrForbidden) {
+		t.Errorf("connect while on none: %v", err)
+	}
+	if err := m.Disconnect(noneID, "none"); err != nil {
+		t.Fatal(err)
+	}
+	nx, err := m.Connect(ConnectRequest{ContainerID: noneID, Network: "firsta"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nx.NetNSPath != n.NetNSPath || nx.IfName != "eth0" {
+		t.Errorf("none → firsta: %+v", nx)
+	}
+	serveTCP(t, n.NetNSPath, ":8000", "f4")
+	if _, err := fetch(t, pa.NetNSPath, nx.IP.String()+":8000"); err != nil {
+		t.Errorf("f4 on firsta: %v", err)
+	}
+	m.Close()
+	m2, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2.upstream = m.upstream
+	t.Cleanup(func() { m2.Close() })
+	keep := map[string]bool{id: true, peerA: true, peerB: true, noneID: true}
+	if err := m2.Reconcile(keep); err != nil {
+		t.Fatal(err)
+	}
+	if atts := m2.Attachments(id); len(atts) != 1 || atts[0].Network != "firstb" {
+		t.Errorf("after restart: %+v", atts)
+	}
+	if _, err := fetch(t, pb.NetNSPath, x.IP.String()+":8000"); err != nil {
+		t.Errorf("firstb after restart: %v", err)
+	}
+	if err := m2.Reconcile(map[string]bool{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"firsta", "firstb"} {
+		if err := m2.RemoveNetwork(n); err != nil {
+			t.Errorf("remove %s: %v", n, err)
+		}
+	}
+	requireSame(t, "after disconnect test", takeSnapshot(t, m2, opts), before)
+}
+
+func TestResolverPrefixes(t *testing.T) {
+	path := t.TempDir() + "/resolv.conf"
+	os.WriteFile(path, []byte("# x\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fd00::1\nsearch example\nnameserver 192.0.2.1\n"), 0o644)
+	got := resolverPrefixes(path)
+	if len(got) != 2 || got[0].String() != "10.255.255.53/32" || got[1].String() != "192.0.2.1/32" {
+		t.Fatalf("resolverPrefixes: %v", got)
+	}
+	// A candidate holding a resolver is passed over.
+	if _, bad := overlapsAny(netip.MustParsePrefix("10.255.0.0/16"), got); !bad {
+		t.Errorf("10.255.0.0/16 should overlap the resolver")
+	}
 }
