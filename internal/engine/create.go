@@ -192,6 +192,9 @@ func validateHostConfig(hc *container.HostConfig) error {
 	if _, _, err := logSettings(hc.LogConfig); err != nil {
 		return err
 	}
+	if err := validateRuntimeOptions(hc); err != nil {
+		return err
+	}
 	switch hc.RestartPolicy.Name {
 	case "", container.RestartPolicyDisabled, container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
 		if hc.RestartPolicy.MaximumRetryCount != 0 {

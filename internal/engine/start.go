@@ -126,6 +126,8 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 	if c.HostConfig.PidsLimit != nil {
 		spec.PidsLimit = *c.HostConfig.PidsLimit
 	}
+	spec.Ulimits, spec.Devices = runtimeUlimits(c.HostConfig), runtimeDevices(c.HostConfig)
+	spec.Sysctls, spec.ShmSize = c.HostConfig.Sysctls, c.HostConfig.ShmSize
 	if spec.Cwd == "" {
 		spec.Cwd = "/"
 	}

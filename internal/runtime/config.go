@@ -3,6 +3,7 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -187,6 +188,96 @@ func ownHardLimit(res int) uint64 {
 func defaultRlimits() []configs.Rlimit {
 	n := min(uint64(1048576), ownHardLimit(unix.RLIMIT_NOFILE))
 	return []configs.Rlimit{{Type: unix.RLIMIT_NOFILE, Hard: n, Soft: n}}
+}
+
+// rlimitTypes are the names docker --ulimit takes.
+var rlimitTypes = map[string]int{
+	"as": unix.RLIMIT_AS, "core": unix.RLIMIT_CORE, "cpu": unix.RLIMIT_CPU, "data": unix.RLIMIT_DATA,
+	"fsize": unix.RLIMIT_FSIZE, "locks": unix.RLIMIT_LOCKS, "memlock": unix.RLIMIT_MEMLOCK,
+	"msgqueue": unix.RLIMIT_MSGQUEUE, "nice": unix.RLIMIT_NICE, "nofile": unix.RLIMIT_NOFILE,
+	"nproc": unix.RLIMIT_NPROC, "rss": unix.RLIMIT_RSS, "rtprio": unix.RLIMIT_RTPRIO,
+	"rttime": unix.RLIMIT_RTTIME, "sigpending": unix.RLIMIT_SIGPENDING, "stack": unix.RLIMIT_STACK,
+}
+
+// ValidateUlimit checks a --ulimit as dockerd does.
+func ValidateUlimit(u Ulimit) error {
+	if _, ok := rlimitTypes[u.Name]; !ok {
+		return fmt.Errorf("invalid ulimit type: %s", u.Name)
+	}
+	if u.Soft > u.Hard && u.Hard >= 0 {
+		return fmt.Errorf("ulimit soft limit must be less than or equal to hard limit: %d > %d", u.Soft, u.Hard)
+	}
+	return nil
+}
+
+// rlimits are the defaults with the --ulimit values put over them.
+func rlimits(us []Ulimit) ([]configs.Rlimit, error) {
+	out := defaultRlimits()
+	for _, u := range us {
+		if err := ValidateUlimit(u); err != nil {
+			return nil, err
+		}
+		typ := rlimitTypes[u.Name]
+		r := configs.Rlimit{Type: typ, Soft: uint64(u.Soft), Hard: uint64(u.Hard)}
+		if u.Soft < 0 {
+			r.Soft = unix.RLIM_INFINITY
+		}
+		if u.Hard < 0 {
+			r.Hard = unix.RLIM_INFINITY
+		}
+		replaced := false
+		for i := range out {
+			if out[i].Type == typ {
+				out[i], replaced = r, true
+			}
+		}
+		if !replaced {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// ValidateSysctl accepts the sysctls Docker lets a container set: those of
+// its own IPC namespace (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*)
+// and of its own network namespace (net.*), each only when the namespace is
+// the container's own.
+func ValidateSysctl(name string, hostIPC, hostNet bool) error {
+	switch {
+	case name == "kernel.sem" || strings.HasPrefix(name, "kernel.msg") || strings.HasPrefix(name, "kernel.shm") || strings.HasPrefix(name, "fs.mqueue."):
+		if hostIPC {
+			return fmt.Errorf("sysctl %q not allowed with host ipc namespace", name)
+		}
+	case strings.HasPrefix(name, "net."):
+		if hostNet {
+			return fmt.Errorf("sysctl %q not allowed in host network namespace", name)
+		}
+	default:
+		return fmt.Errorf("sysctl '%s' is not allowed", name)
+	}
+	return nil
+}
+
+// userDevice is a --device: the node as it is on the host, under its path in the container.
+func userDevice(d Device) (*devices.Device, error) {
+	perms := d.Permissions
+	if perms == "" {
+		perms = "rwm"
+	}
+	for _, c := range perms {
+		if !strings.ContainsRune("rwm", c) {
+			return nil, fmt.Errorf("invalid device mode: %s", perms)
+		}
+	}
+	dev, err := deviceAt(d.PathOnHost, perms)
+	if err != nil {
+		return nil, fmt.Errorf("error gathering device information while adding custom device %q: %w", d.PathOnHost, err)
+	}
+	dev.Path = d.PathInContainer
+	if dev.Path == "" {
+		dev.Path = d.PathOnHost
+	}
+	return dev, nil
 }
 
 func ownOOMScoreAdj() int {
@@ -494,6 +585,16 @@ func buildConfig(spec *Spec, cgroupParent string) (*configs.Config, *process, er
 		return nil, nil, err
 	}
 
+	rl, err := rlimits(spec.Ulimits)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k := range spec.Sysctls {
+		if err := ValidateSysctl(k, false, spec.NetNS == "host"); err != nil {
+			return nil, nil, err
+		}
+	}
+
 	cgroupNS := cgroups.IsCgroup2UnifiedMode() // Docker's default: private on v2, host on v1
 	cfg := &configs.Config{
 		Rootfs:          spec.Rootfs,
@@ -501,7 +602,7 @@ func buildConfig(spec *Spec, cgroupParent string) (*configs.Config, *process, er
 		Hostname:        hostname,
 		NoNewPrivileges: defaultNoNewPrivileges && !spec.Privileged,
 		Capabilities:    capsFor(caps, u.UID),
-		Rlimits:         defaultRlimits(),
+		Rlimits:         rl,
 		Version:         specs.Version,
 		Namespaces: configs.Namespaces{
 			{Type: configs.NEWNS},
@@ -544,9 +645,16 @@ func buildConfig(spec *Spec, cgroupParent string) (*configs.Config, *process, er
 		user = append(user, cm)
 	}
 	for _, m := range defaultMounts(spec.Privileged) {
-		if !taken[m.Destination] {
-			cfg.Mounts = append(cfg.Mounts, m)
+		if taken[m.Destination] {
+			continue
 		}
+		if m.Destination == "/dev/shm" && spec.ShmSize > 0 {
+			m.Data = "mode=1777,size=" + strconv.FormatInt(spec.ShmSize, 10)
+		}
+		cfg.Mounts = append(cfg.Mounts, m)
+	}
+	if len(spec.Sysctls) > 0 {
+		cfg.Sysctl = maps.Clone(spec.Sysctls)
 	}
 	sort.SliceStable(user, func(i, j int) bool {
 		return strings.Count(user[i].Destination, "/") < strings.Count(user[j].Destination, "/")
@@ -580,6 +688,15 @@ func buildConfig(spec *Spec, cgroupParent string) (*configs.Config, *process, er
 		cfg.Devices = defaultDevices()
 		cfg.MaskPaths = maskedPaths
 		cfg.ReadonlyPaths = readonlyPaths
+	}
+	for _, d := range spec.Devices {
+		dev, err := userDevice(d)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg.Devices = append(cfg.Devices, dev)
+		r := dev.Rule
+		res.Devices = append(res.Devices, &r)
 	}
 	if spec.Memory > 0 {
 		res.Memory = spec.Memory
@@ -645,27 +762,36 @@ func hostDevices() ([]*devices.Device, error) {
 		if d.Type()&(os.ModeDevice|os.ModeCharDevice) == 0 {
 			return nil
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(path, &st); err != nil {
-			return nil
+		if dev, err := deviceAt(path, "rwm"); err == nil {
+			out = append(out, dev)
 		}
-		var typ devices.Type
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFCHR:
-			typ = devices.CharDevice
-		case unix.S_IFBLK:
-			typ = devices.BlockDevice
-		default:
-			return nil
-		}
-		out = append(out, &devices.Device{
-			Path: path, FileMode: os.FileMode(st.Mode & 0o777), Uid: st.Uid, Gid: st.Gid,
-			Rule: devices.Rule{
-				Type: typ, Major: int64(unix.Major(uint64(st.Rdev))), Minor: int64(unix.Minor(uint64(st.Rdev))),
-				Permissions: "rwm", Allow: true,
-			},
-		})
 		return nil
 	})
 	return out, err
+}
+
+var errNotADevice = errors.New("not a device node")
+
+// deviceAt describes the device node at path (following symlinks, as docker --device does).
+func deviceAt(path, perms string) (*devices.Device, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, err
+	}
+	var typ devices.Type
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFCHR:
+		typ = devices.CharDevice
+	case unix.S_IFBLK:
+		typ = devices.BlockDevice
+	default:
+		return nil, errNotADevice
+	}
+	return &devices.Device{
+		Path: path, FileMode: os.FileMode(st.Mode & 0o777), Uid: st.Uid, Gid: st.Gid,
+		Rule: devices.Rule{
+			Type: typ, Major: int64(unix.Major(uint64(st.Rdev))), Minor: int64(unix.Minor(uint64(st.Rdev))),
+			Permissions: devices.Permissions(perms), Allow: true,
+		},
+	}, nil
 }

@@ -101,7 +101,6 @@ func socketpair() (*os.File, *os.File, error) {
 	return os.NewFile(uintptr(fds[0]), "console-parent"), os.NewFile(uintptr(fds[1]), "console-child"), nil
 }
 
-
 // maxSunPath is the room for a socket path in sockaddr_un (108 with the final NUL).
 const maxSunPath = 107
 

@@ -53,10 +53,28 @@ type Spec struct {
 	CapAdd, CapDrop []string
 	Privileged      bool
 
+	Ulimits []Ulimit          // docker --ulimit: replaces the default of the same name
+	Sysctls map[string]string // docker --sysctl (namespaced ones only: see ValidateSysctl)
+	ShmSize int64             // bytes of /dev/shm; 0 = Docker's 64 MiB
+	Devices []Device          // docker --device
+
 	LogPath string // docker json-file log the shim appends to
 	// LogMaxSize and LogMaxFiles rotate it (json-file's max-size and max-file; 0: never).
 	LogMaxSize  int64
 	LogMaxFiles int
+}
+
+// Ulimit is one resource limit (docker --ulimit name=soft:hard); Name as in
+// `ulimit`: nofile, nproc, core, memlock, stack, …
+type Ulimit struct {
+	Name       string
+	Soft, Hard int64
+}
+
+// Device is a host device made available in the container (docker --device).
+type Device struct {
+	PathOnHost, PathInContainer string
+	Permissions                 string // cgroup permissions: a subset of "rwm"
 }
 
 // ExitStatus is how a container's main process ended.

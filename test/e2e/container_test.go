@@ -318,6 +318,37 @@ func TestLogRotationAndDrivers(t *testing.T) {
 	})
 }
 
+// TestResourceOptions: --ulimit, --sysctl, --shm-size and --device reach the container; bad values fail as
+// with dockerd.
+func TestResourceOptions(t *testing.T) {
+	forEachClient(t, func(t *testing.T, c cli) {
+		if out := c.ok(t, "run", "--rm", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=500:600", "busybox", "sh", "-c", "ulimit -n; ulimit -Hn; ulimit -u"); out != "1024\n2048\n500\n" {
+			t.Errorf("ulimits: %q", out)
+		}
+		if out := c.ok(t, "run", "--rm", "--sysctl", "net.ipv4.ip_unprivileged_port_start=1000", "--sysctl", "kernel.shmmni=1234", "busybox", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shmmni"); out != "1000\n1234\n" {
+			t.Errorf("sysctls: %q", out)
+		}
+		if out := c.ok(t, "run", "--rm", "--shm-size", "16m", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"); !strings.Contains(out, " 16384 ") {
+			t.Errorf("--shm-size 16m: %q", out)
+		}
+		if out := c.ok(t, "run", "--rm", "busybox", "sh", "-c", "df -k /dev/shm | tail -1"); !strings.Contains(out, " 65536 ") {
+			t.Errorf("default /dev/shm: %q", out)
+		}
+		if out := c.ok(t, "run", "--rm", "--device", "/dev/null:/dev/xnull:rw", "busybox", "sh", "-c", "ls -l /dev/xnull && echo x > /dev/xnull && echo written"); !strings.HasPrefix(out, "c") || !strings.Contains(out, "written") {
+			t.Errorf("--device: %q", out)
+		}
+		if r := c.run(t, "", "run", "--rm", "--device", "/dev/nonexistent-wharf", "busybox", "true"); r.Code != 127 || !strings.Contains(r.Stderr, `error gathering device information while adding custom device "/dev/nonexistent-wharf": no such file or directory`) {
+			t.Errorf("missing device: %s", r)
+		}
+		if r := c.run(t, "", "run", "--rm", "--sysctl", "kernel.hostname=x", "busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "is not allowed") {
+			t.Errorf("host sysctl: %s", r)
+		}
+		if r := c.run(t, "", "run", "--rm", "--network", "host", "--sysctl", "net.ipv4.ip_forward=1", "busybox", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "not allowed in host network namespace") {
+			t.Errorf("net sysctl with host network: %s", r)
+		}
+	})
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
