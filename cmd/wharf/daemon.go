@@ -16,6 +16,7 @@ import (
 	"github.com/wharfhq/wharf/internal/api/docker"
 	"github.com/wharfhq/wharf/internal/engine"
 	"github.com/wharfhq/wharf/internal/memtrim"
+	"github.com/wharfhq/wharf/internal/registry"
 	"github.com/wharfhq/wharf/internal/runtime/shimbin"
 )
 
@@ -31,6 +32,8 @@ type daemonOptions struct {
 	kubePort          int
 	noKube            bool
 	datastoreEndpoint string
+	// Registries
+	insecureRegistries []string
 }
 
 func newDaemonCommand() *cobra.Command {
@@ -55,6 +58,7 @@ func newDaemonCommand() *cobra.Command {
 	f.IntVar(&o.kubePort, "kube-port", 6443, "Port of the Kubernetes API (HTTPS)")
 	f.BoolVar(&o.noKube, "no-kube", false, "Do not serve the Kubernetes API")
 	f.StringVar(&o.datastoreEndpoint, "datastore-endpoint", "", "etcd endpoint(s) for cluster state (default: embedded bbolt)")
+	f.StringArrayVar(&o.insecureRegistries, "insecure-registry", nil, "Enable insecure registry communication (host[:port] or CIDR; repeatable)")
 	return cmd
 }
 
@@ -77,6 +81,9 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 		log.Warn("could not install the embedded shim; containers re-exec the wharf binary", "err", err)
 	} else if shim != "" {
 		bin = shim
+	}
+	if docker.RegistryClient.Insecure, err = registry.NormalizeInsecureRegistries(o.insecureRegistries); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -18,11 +18,11 @@ func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
 // wrapPushErr words push failures as dockerd's.
 func wrapPushErr(auth *AuthConfig, err error) error {
 	var te *transport.Error
-	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode)) {
-		return unauthorizedError(auth, te, err)
-	}
 	if errors.As(err, &te) && hasCode(te, transport.DeniedErrorCode) {
 		return &Error{Kind: KindUnauthorized, Err: err, Msg: diagnostics(te)}
+	}
+	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode)) {
+		return unauthorizedError(auth, te, err)
 	}
 	return wrapNetError(err)
 }
@@ -58,6 +58,18 @@ func (c *Client) Login(ctx context.Context, auth *AuthConfig) (string, error) {
 	if err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {
+			if te.Request != nil && te.Request.URL.Path != "/v2/" {
+				// The token server refused the credentials: dockerd shows its error.
+				scheme := reg.Scheme()
+				if pr, perr := transport.Ping(ctx, reg, c.transport()); perr == nil && !pr.Insecure {
+					scheme = "https"
+				}
+				msg := "unauthorized: authentication required"
+				if len(te.Errors) > 0 {
+					msg = diagnostics(te)
+				}
+				return "", &Error{Kind: KindUnauthorized, Err: err, Msg: fmt.Sprintf("Get %q: %s", scheme+"://"+host+"/v2/", msg)}
+			}
 			return "", &Error{Kind: KindUnauthorized, Err: err, Msg: fmt.Sprintf("login attempt to %s://%s/v2/ failed with status: 401 Unauthorized", reg.Scheme(), host)}
 		}
 		return "", wrapNetError(err)

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -42,11 +46,17 @@ func (c *Client) Pull(ctx context.Context, store image.API, ref string, o PullOp
 	if err != nil {
 		return nil, err
 	}
-	opts := c.remoteOptions(ctx, o.Auth)
-	desc, err := remote.Get(gref, opts...)
+	// One authenticated transport for the manifests (go-containerregistry) and the layer blobs (fetched
+	// here, so that only the store hashes them: go-containerregistry would verify them once more).
+	rt, err := c.pullTransport(ctx, gref.Context(), o.Auth)
 	if err != nil {
 		return nil, pullError(named, o.Auth, err)
 	}
+	desc, err := remote.Get(gref, remote.WithContext(ctx), remote.WithTransport(rt), remote.WithJobs(c.jobs()))
+	if err != nil {
+		return nil, pullError(named, o.Auth, err)
+	}
+	blobs := &blobFetcher{client: &http.Client{Transport: rt}, repo: gref.Context()}
 	manifestDigest := desc.Digest
 	var img v1.Image
 	switch {
@@ -132,7 +142,7 @@ func (c *Client) Pull(ctx context.Context, store image.API, ref string, o PullOp
 	g.SetLimit(c.jobs())
 	for _, l := range todo {
 		l := l
-		g.Go(func() error { return fetchLayer(gctx, store, img, l, p) })
+		g.Go(func() error { return fetchLayer(gctx, store, blobs, l, p) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -177,21 +187,23 @@ func (c *Client) Pull(ctx context.Context, store image.API, ref string, o PullOp
 	return out, nil
 }
 
-// fetchLayer downloads one layer blob into the store. The store spools it to a temp file and
-// only installs it once the digest matched, so a failed or interrupted fetch leaves nothing visible.
-func fetchLayer(ctx context.Context, store image.API, img v1.Image, l v1.Descriptor, p *Progress) error {
+// fetchLayer downloads one layer blob into the store. The store spools it to a temp file, hashes
+// it and only installs it once the digest matched, so a failed or interrupted fetch leaves nothing
+// visible.
+func fetchLayer(ctx context.Context, store image.API, blobs *blobFetcher, l v1.Descriptor, p *Progress) error {
 	id := shortID(l.Digest.String())
-	rl, err := img.LayerByDigest(l.Digest)
-	if err != nil {
-		return wrapNetError(err)
-	}
-	rc, err := rl.Compressed()
+	rc, err := blobs.open(ctx, l.Digest)
 	if err != nil {
 		return wrapNetError(err)
 	}
 	defer rc.Close()
-	cr := &counter{r: &ctxReader{ctx: ctx, r: rc}, p: p, id: id, status: "Downloading", total: l.Size}
-	_, _, err = store.PutBlob(cr, digest.Digest(l.Digest.String()))
+	// A body longer than the descriptor says cannot match its digest: stop reading it one byte after.
+	body := io.LimitReader(rc, l.Size+1)
+	cr := &counter{r: &ctxReader{ctx: ctx, r: body}, p: p, id: id, status: "Downloading", total: l.Size}
+	_, n, err := store.PutBlob(cr, digest.Digest(l.Digest.String()))
+	if err == nil && n != l.Size {
+		err = &Error{Kind: KindInvalid, Msg: fmt.Sprintf("filesystem layer verification failed for digest %s", l.Digest)}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -208,6 +220,29 @@ func fetchLayer(ctx context.Context, store image.API, img v1.Image, l v1.Descrip
 	p.Item(id, "Verifying Checksum")
 	p.Item(id, "Download complete")
 	return nil
+}
+
+// blobFetcher GETs blobs of one repository through an authenticated transport.
+type blobFetcher struct {
+	client *http.Client
+	repo   name.Repository
+}
+
+func (b *blobFetcher) open(ctx context.Context, h v1.Hash) (io.ReadCloser, error) {
+	u := url.URL{Scheme: b.repo.Scheme(), Host: b.repo.RegistryStr(), Path: fmt.Sprintf("/v2/%s/blobs/%s", b.repo.RepositoryStr(), h)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp.Body, nil
 }
 
 func isVerifyError(err error) bool {

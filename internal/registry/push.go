@@ -102,7 +102,7 @@ func (c *Client) pushTag(ctx context.Context, store image.API, pusher *remote.Pu
 	if err != nil {
 		return nil, err
 	}
-	mount := mountSource(img, t)
+	mount := c.mountSource(img, t)
 	// Layers top first, as docker shows them.
 	type job struct {
 		l  *storeLayer
@@ -172,7 +172,7 @@ func pushError(auth *AuthConfig, err error) error {
 
 // mountSource picks a repository of the same registry the image is known to be in (from its
 // RepoDigests), for cross-repository blob mounts.
-func mountSource(img *image.Image, target reference.Named) name.Reference {
+func (c *Client) mountSource(img *image.Image, target reference.Named) name.Reference {
 	for _, rd := range img.RepoDigests {
 		n, err := reference.ParseNormalizedNamed(rd)
 		if err != nil {
@@ -182,7 +182,7 @@ func mountSource(img *image.Image, target reference.Named) name.Reference {
 			continue
 		}
 		var opts []name.Option
-		if (&Client{}).plainHTTPAllowed(reference.Domain(n)) {
+		if c.plainHTTPAllowed(reference.Domain(n)) {
 			opts = append(opts, name.Insecure)
 		}
 		r, err := name.ParseReference(n.String(), opts...)

@@ -14,10 +14,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/distribution/reference"
@@ -94,6 +97,8 @@ type Client struct {
 	UserAgent string
 	// Jobs is how many blobs move at once (0: 4).
 	Jobs int
+
+	resolved sync.Map // host name → its addresses are in an insecure CIDR (bool)
 }
 
 func (c *Client) jobs() int {
@@ -116,37 +121,40 @@ func (c *Client) plainHTTPAllowed(host string) bool {
 	if ip != nil && ip.IsLoopback() {
 		return true
 	}
-	if c == nil {
-		return false
-	}
-	for _, s := range c.Insecure {
-		if s == host || s == h {
-			return true
-		}
-		if _, n, err := net.ParseCIDR(s); err == nil && ip != nil && n.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return c.insecureHost(host)
 }
 
 // httpPolicy upgrades plain-HTTP requests to HTTPS for registries Docker would not reach over HTTP
 // (go-containerregistry also allows RFC 1918 and .local hosts; Docker does not).
+// HTTPS to a registry listed by --insecure-registry does not verify certificates, as dockerd.
 type httpPolicy struct {
-	c    *Client
-	base http.RoundTripper
+	c        *Client
+	base     http.RoundTripper
+	insecure *insecureTLS
 }
 
 func (p *httpPolicy) RoundTrip(r *http.Request) (*http.Response, error) {
+	if rr := realmRequest(r); rr != nil {
+		// A token request for a realm go-containerregistry would refuse (see realm.go).
+		return p.base.RoundTrip(rr)
+	}
 	if r.URL.Scheme == "http" && !p.c.plainHTTPAllowed(r.URL.Host) {
 		r2 := r.Clone(r.Context())
 		r2.URL.Scheme = "https"
 		r = r2
 	}
-	resp, err := p.base.RoundTrip(r)
+	rt := p.base
+	if r.URL.Scheme == "https" && p.c.insecureHost(r.URL.Host) {
+		if t := p.insecure.get(); t != nil {
+			rt = t
+		}
+	}
+	resp, err := rt.RoundTrip(r)
 	if err != nil {
 		return resp, err
 	}
+	rewriteChallenge(r, resp)
+	deniedBody(resp)
 	return limitManifest(r, resp)
 }
 
@@ -160,7 +168,7 @@ func (c *Client) transport() http.RoundTripper {
 		t.MaxIdleConnsPerHost = 16
 		base = t
 	}
-	return &httpPolicy{c: c, base: base}
+	return &httpPolicy{c: c, base: base, insecure: &insecureTLS{base: base}}
 }
 
 // parseRef turns a Docker reference (already normalised by distribution/reference) into a
@@ -185,6 +193,34 @@ func (c *Client) remoteOptions(ctx context.Context, auth *AuthConfig) []remote.O
 		remote.WithUserAgent(ua),
 		remote.WithJobs(c.jobs()),
 	}
+}
+
+func (c *Client) userAgent() string {
+	if c != nil && c.UserAgent != "" {
+		return c.UserAgent
+	}
+	return "wharf"
+}
+
+// pullTransport authenticates once for pulling from repo (ping, then basic auth or a bearer token
+// for its pull scope) and returns the transport go-containerregistry then uses as is (a
+// transport.Wrapper), with its usual retries of network flakes and user agent below.
+func (c *Client) pullTransport(ctx context.Context, repo name.Repository, auth *AuthConfig) (http.RoundTripper, error) {
+	base := transport.NewUserAgent(transport.NewRetry(c.transport(),
+		transport.WithRetryPredicate(retryable),
+		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout)), c.userAgent())
+	return transport.NewWithContext(ctx, repo.Registry, auth.authenticator(), base, []string{repo.Scope(transport.PullScope)})
+}
+
+// retryable is go-containerregistry's default retry predicate: network flakes.
+func retryable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	te, ok := err.(interface{ Temporary() bool })
+	return ok && te.Temporary() || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
 }
 
 // ParseReference normalises what a user typed ("busybox", "busybox:1", "x@sha256:…") as Docker
@@ -264,7 +300,10 @@ func pullError(named reference.Named, auth *AuthConfig, err error) error {
 		switch {
 		case hasCode(te, transport.ManifestUnknownErrorCode):
 			return &Error{Kind: KindNotFound, Err: err, Msg: fmt.Sprintf("manifest for %s not found: %s", reference.FamiliarString(named), diagnostics(te))}
-		case hasCode(te, transport.NameUnknownErrorCode, transport.DeniedErrorCode),
+		case hasCode(te, transport.NameUnknownErrorCode):
+			// dockerd: "repository x not found: name unknown: …" (Docker Hub answers DENIED instead).
+			return &Error{Kind: KindNotFound, Err: err, Msg: fmt.Sprintf("repository %s not found: %s", reference.FamiliarName(named), diagnostics(te))}
+		case hasCode(te, transport.DeniedErrorCode),
 			te.StatusCode == http.StatusNotFound,
 			te.StatusCode == http.StatusUnauthorized && reference.Domain(named) == "docker.io":
 			return &Error{Kind: KindNotFound, Err: err, Msg: fmt.Sprintf("pull access denied for %s, repository does not exist or may require 'docker login': %s", reference.FamiliarName(named), diagnostics(te))}

@@ -244,7 +244,7 @@ func TestPullErrors(t *testing.T) {
 		ref, want string
 		kind      Kind
 	}{
-		{addr + "/no/such", "pull access denied for " + addr + "/no/such, repository does not exist or may require 'docker login': name unknown: repository name not known to registry", KindNotFound},
+		{addr + "/no/such", "repository " + addr + "/no/such not found: name unknown: repository name not known to registry", KindNotFound},
 		{addr + "/test/e:nope", "manifest for " + addr + "/test/e:nope not found: manifest unknown: manifest unknown", KindNotFound},
 		{"127.0.0.1:1/x:1", `Get "`, KindInternal},
 		{"UPPER/x", "invalid reference format", KindInvalid},

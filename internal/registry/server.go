@@ -22,8 +22,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/crypto/bcrypt"
 
-	// Registered by init: the filesystem storage driver and the htpasswd access controller.
+	// Registered by init: the filesystem storage driver, the htpasswd and token access controllers.
 	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
+	_ "github.com/distribution/distribution/v3/registry/auth/token"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem"
 )
 
@@ -34,8 +35,11 @@ type ServerConfig struct {
 	Htpasswd string // optional: bcrypt htpasswd file; enables basic auth
 	TLSCert  string // optional: serve HTTPS
 	TLSKey   string
-	Debug    bool      // log every request
-	Log      io.Writer // nil: stderr
+	// Token enables distribution's token authentication (docker's bearer-token flow) instead of
+	// htpasswd: clients get a JWT from Realm, signed by a key whose certificate is in RootCertBundle.
+	Token *TokenAuth
+	Debug bool      // log every request
+	Log   io.Writer // nil: stderr
 }
 
 func (c *ServerConfig) configuration() (*configuration.Configuration, error) {
@@ -61,6 +65,19 @@ func (c *ServerConfig) configuration() (*configuration.Configuration, error) {
 	fmt.Fprintf(&b, "http:\n  addr: %q\n  secret: %q\n  headers:\n    X-Content-Type-Options: [nosniff]\n", c.Addr, hex.EncodeToString(secret))
 	// Non-distributable (foreign) layers reference URLs; accept http(s) ones, as the OCI spec allows.
 	b.WriteString("validation:\n  manifests:\n    urls:\n      allow: ['^https?://']\n")
+	if c.Htpasswd != "" && c.Token != nil {
+		return nil, errors.New("registry: htpasswd and token authentication are exclusive")
+	}
+	if t := c.Token; t != nil {
+		if t.Realm == "" || t.Service == "" || t.Issuer == "" || t.RootCertBundle == "" {
+			return nil, errors.New("registry: token authentication needs a realm, a service, an issuer and a root certificate bundle")
+		}
+		p, err := filepath.Abs(t.RootCertBundle)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "auth:\n  token:\n    realm: %q\n    service: %q\n    issuer: %q\n    rootcertbundle: %q\n", t.Realm, t.Service, t.Issuer, p)
+	}
 	if c.Htpasswd != "" {
 		p, err := filepath.Abs(c.Htpasswd)
 		if err != nil {
@@ -72,6 +89,14 @@ func (c *ServerConfig) configuration() (*configuration.Configuration, error) {
 		fmt.Fprintf(&b, "auth:\n  htpasswd:\n    realm: %q\n    path: %q\n", "wharf-registry", p)
 	}
 	return configuration.Parse(strings.NewReader(b.String()))
+}
+
+// TokenAuth is distribution's "auth: token:" section.
+type TokenAuth struct {
+	Realm          string // URL of the token server
+	Service        string // the registry's name in tokens (audience)
+	Issuer         string // the token server's name in tokens
+	RootCertBundle string // PEM file: certificates of the keys that sign tokens
 }
 
 // Handler builds the registry's HTTP handler (the distribution app; /v2/ API).
@@ -97,7 +122,7 @@ func (c *ServerConfig) Handler(ctx context.Context) (h http.Handler, err error) 
 		}
 	}()
 	app := handlers.NewApp(ctx, cfg)
-	if c.Htpasswd != "" {
+	if c.Htpasswd != "" || c.Token != nil {
 		return app, nil
 	}
 	root, _ := filepath.Abs(c.Root)
@@ -106,7 +131,7 @@ func (c *ServerConfig) Handler(ctx context.Context) (h http.Handler, err error) 
 
 // nameUnknown answers reads of a repository that does not exist with NAME_UNKNOWN, as
 // distribution 2.x did (v3 says MANIFEST_UNKNOWN), so that clients can tell an unknown
-// repository from an unknown tag ("pull access denied for x, repository does not exist…").
+// repository from an unknown tag ("repository x not found: name unknown: …", as dockerd words it).
 // It is used only without authentication, where it reveals nothing the registry would not.
 type nameUnknown struct {
 	next  http.Handler

@@ -10,14 +10,26 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharfhq/wharf/internal/registry"
 )
 
 // startRegistry runs `wharf registry` on 127.0.0.1:<free port> with a temp root until the test ends.
 func startRegistry(t *testing.T, d *daemon, args ...string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	return startRegistryOn(t, d, "127.0.0.1", args...)
+}
+
+// startRegistryOn is startRegistry on a free port of ip (an address of this machine).
+func startRegistryOn(t *testing.T, d *daemon, ip string, args ...string) string {
+	t.Helper()
+	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if d.bin == "" && len(args) == 0 {
+		// Against the real dockerd there is no wharf binary: the same registry, served by this process.
+		return serveRegistry(t, l, &registry.ServerConfig{})
 	}
 	addr := l.Addr().String()
 	l.Close()
@@ -86,7 +98,7 @@ func TestRegistryPushPullRun(t *testing.T) {
 		c.ok(t, "rmi", ref)
 
 		r := c.run(t, "", "pull", addr+"/no/such:1")
-		if r.Code != 1 || !strings.Contains(r.Stderr, "pull access denied for "+addr+"/no/such, repository does not exist or may require 'docker login'") {
+		if r.Code != 1 || !strings.Contains(r.Stderr, "repository "+addr+"/no/such not found: name unknown: repository name not known to registry") {
 			t.Errorf("unknown repo: %s", r)
 		}
 		r = c.run(t, "", "pull", fmt.Sprintf("%s/test/busybox-%s:nope", addr, c.name))

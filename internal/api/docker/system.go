@@ -71,7 +71,7 @@ func (s *Server) info(r *request) error {
 		"Swarm":              map[string]any{"LocalNodeState": "inactive", "ControlAvailable": false, "NodeID": "", "NodeAddr": "", "RemoteManagers": nil},
 		"LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "", "SecurityOptions": []string{"name=cgroupns"},
 		"Plugins":        map[string]any{"Volume": []string{"local"}, "Network": []string{"bridge", "host", "null"}, "Log": []string{"json-file"}},
-		"RegistryConfig": map[string]any{"IndexConfigs": map[string]any{}, "InsecureRegistryCIDRs": []string{"127.0.0.0/8"}},
+		"RegistryConfig": RegistryClient.ServiceConfig(),
 		"Warnings":       []string{},
 	})
 }
