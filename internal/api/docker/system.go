@@ -70,7 +70,7 @@ func (s *Server) info(r *request) error {
 		"Runtimes": map[string]any{"runc": map[string]string{"path": "libcontainer (in-process)"}}, "DefaultRuntime": "runc",
 		"Swarm":              map[string]any{"LocalNodeState": "inactive", "ControlAvailable": false, "NodeID": "", "NodeAddr": "", "RemoteManagers": nil},
 		"LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "", "SecurityOptions": []string{"name=cgroupns"},
-		"Plugins":        map[string]any{"Volume": []string{"local"}, "Network": []string{"bridge", "host", "null"}, "Log": []string{"json-file"}},
+		"Plugins":        map[string]any{"Volume": []string{"local"}, "Network": []string{"bridge", "host", "null"}, "Log": []string{"json-file", "local"}},
 		"RegistryConfig": RegistryClient.ServiceConfig(),
 		"Warnings":       []string{},
 	})
