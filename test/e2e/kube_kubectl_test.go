@@ -33,6 +33,8 @@ func TestKubeKubectlMatrix(t *testing.T) {
 			copyFile(t, filepath.Join(tut, "service.yaml"), filepath.Join(dir, "service.yaml"))
 			k := kubectl{bin: bin, cache: filepath.Join(dir, "cache"), kubeconfig: ks.kubeconfig, home: ks.home, dir: dir}
 			kubectlWalkthrough(t, k, dir)
+			kubectlColumnsAndStreams(t, k, dir)
+			kubectlBadInput(t, k, dir)
 		})
 	}
 }
@@ -275,4 +277,105 @@ spec:
 	if r.err == nil || !strings.Contains(r.stderr, "Unauthorized") {
 		t.Fatalf("wrong token: %v %s", r.err, r.stderr)
 	}
+}
+
+// header returns the first line of a kubectl table, its columns separated
+// by single spaces.
+func header(out string) string {
+	line, _, _ := strings.Cut(out, "\n")
+	return strings.Join(strings.Fields(line), " ")
+}
+
+// kubectlColumnsAndStreams: kube-apiserver's columns for deployments, pods
+// and services (plain and -o wide), get all with pods, describe of a pod and
+// a service, and pods/log, exec and port-forward answering a clear 503
+// Status (no node agent yet) instead of hanging.
+func kubectlColumnsAndStreams(t *testing.T, k kubectl, dir string) {
+	mustContain(t, "run", k.ok(t, "run", "p", "--image=nginx", "--port=80"), "pod/p created")
+	if h := header(k.ok(t, "get", "deployment")); h != "NAME READY UP-TO-DATE AVAILABLE AGE" {
+		t.Fatalf("get deployment columns: %q", h)
+	}
+	if h := header(k.ok(t, "get", "deployment", "-o", "wide")); h != "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR" {
+		t.Fatalf("get deployment -o wide columns: %q", h)
+	}
+	out := k.ok(t, "get", "pods")
+	if h := header(out); h != "NAME READY STATUS RESTARTS AGE" {
+		t.Fatalf("get pods columns: %q", h)
+	}
+	if !regexp.MustCompile(`(?m)^p\s+0/1\s+Pending\s+0\s+\S+$`).MatchString(out) {
+		t.Fatalf("get pods row:\n%s", out)
+	}
+	if h := header(k.ok(t, "get", "pods", "-o", "wide")); h != "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES" {
+		t.Fatalf("get pods -o wide columns: %q", h)
+	}
+	if h := header(k.ok(t, "get", "service")); h != "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE" {
+		t.Fatalf("get service columns: %q", h)
+	}
+	if h := header(k.ok(t, "get", "service", "-o", "wide")); h != "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE SELECTOR" {
+		t.Fatalf("get service -o wide columns: %q", h)
+	}
+	out = k.ok(t, "get", "all")
+	mustContain(t, "get all", out, "pod/p", "service/kubernetes", "service/web", "deployment.apps/web")
+	if strings.Contains(out, "configmap") || strings.Contains(out, "secret/") {
+		t.Fatalf("get all lists resources outside the all category:\n%s", out)
+	}
+	mustContain(t, "describe pod", k.ok(t, "describe", "pod", "p"), "Name:", "Namespace:", "default", "Status:", "Pending", "Containers:", "nginx")
+	mustContain(t, "describe service", k.ok(t, "describe", "service", "web"), "Name:", "web", "Type:", "ClusterIP", "IP:", "Port:", "8080/TCP")
+
+	// the pod as a node agent would report it, so kubectl gets to the streams
+	k.ok(t, "patch", "pod", "p", "--subresource=status", "--type=merge", "-p", `{"status":{"phase":"Running","podIP":"10.42.0.9"}}`)
+	stream := func(what string, args ...string) {
+		t.Helper()
+		start := time.Now()
+		r := k.run(t, "", args...)
+		if r.err == nil {
+			t.Fatalf("%s succeeded without a node agent: %s", what, r.stdout)
+		}
+		if time.Since(start) > 45*time.Second {
+			t.Fatalf("%s hung", what)
+		}
+		if !strings.Contains(r.stderr+r.stdout, "no node agent is running") {
+			t.Fatalf("%s: no clear error:\n%s%s", what, r.stdout, r.stderr)
+		}
+	}
+	stream("logs", "logs", "p")
+	stream("logs -f", "logs", "-f", "p")
+	stream("exec", "exec", "p", "--", "true")
+	stream("exec -it", "exec", "-i", "p", "--", "sh")
+	stream("port-forward", "port-forward", "pod/p", "0:80")
+	stream("attach", "attach", "p")
+}
+
+// kubectlBadInput: what kubectl prints for kube-apiserver's answers to bad
+// input: invalid names and labels (422), an oversized object (413), a
+// ConfigMap over 1 MiB (422 Too long), an unknown kind, malformed YAML.
+func kubectlBadInput(t *testing.T, k kubectl, dir string) {
+	fail := func(what, stdin string, want []string, args ...string) {
+		t.Helper()
+		r := k.run(t, stdin, args...)
+		if r.err == nil {
+			t.Fatalf("%s succeeded: %s", what, r.stdout)
+		}
+		mustContain(t, what, r.stderr, want...)
+	}
+	fail("invalid name", "", []string{`ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123 subdomain must consist of`},
+		"create", "configmap", "Bad_Name", "--from-literal=a=b")
+	fail("invalid label", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lbl\n  labels: {\"bad key!\": v}\n",
+		[]string{`The ConfigMap "lbl" is invalid: metadata.labels: Invalid value: "bad key!": name part must consist of alphanumeric characters`},
+		"apply", "-f", "-")
+	fail("invalid label value", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lbl\n  labels: {k: \"-v-\"}\n",
+		[]string{`metadata.labels: Invalid value: "-v-": a valid label must be an empty string or consist of alphanumeric characters`},
+		"create", "-f", "-")
+	fail("invalid config key", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: keys\ndata:\n  a b: c\n",
+		[]string{`The ConfigMap "keys" is invalid: data[a b]: Invalid value: "a b": a valid config key must consist of alphanumeric characters`},
+		"create", "-f", "-")
+	bigFile := filepath.Join(dir, "big.bin")
+	os.WriteFile(bigFile, bytes.Repeat([]byte("x"), 4<<20), 0o644)
+	fail("oversized", "", []string{"Request entity too large: limit is 3145728"}, "create", "configmap", "big", "--from-file=big="+bigFile)
+	os.WriteFile(bigFile, bytes.Repeat([]byte("x"), 3<<19), 0o644) // 1.5 MiB: under the body limit, over a ConfigMap's
+	fail("ConfigMap over 1 MiB", "", []string{`ConfigMap "big" is invalid: []: Too long: `}, "create", "configmap", "big", "--from-file=big="+bigFile)
+	fail("unknown kind", "apiVersion: v1\nkind: Widget\nmetadata:\n  name: w\n",
+		[]string{`no matches for kind "Widget" in version "v1"`}, "apply", "-f", "-")
+	fail("unknown resource", "", []string{`the server doesn't have a resource type "widgets"`}, "get", "widgets")
+	fail("malformed YAML", "apiVersion: v1\nkind: ConfigMap\nmetadata: [\n", []string{"error converting YAML to JSON"}, "apply", "-f", "-")
 }

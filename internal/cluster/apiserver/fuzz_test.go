@@ -52,6 +52,11 @@ func FuzzDecodeBody(f *testing.F) {
 	f.Add([]byte{0x6b, 0x38, 0x73, 0x00, 0x0a, 0x0c, 0x0a, 0x07}, uint8(2))
 	f.Add([]byte(`{"kind":"Pod"}`), uint8(0))
 	f.Add([]byte(`{"metadata":{"name":"x","labels":{"bad key!":"v"}}}`), uint8(0))
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Secret","metadata":{"name":"x"}}`), uint8(0))
+	f.Add([]byte(`{"metadata":{"name":"x","name":"y"},"spec":{"ports":[{"port":"eighty"}]}}`), uint8(0))
+	f.Add([]byte("metadata: [\n"), uint8(1))
+	f.Add([]byte("a: &x [*x]\n"), uint8(1))
+	f.Add([]byte("k8s\x00\x0a\x0c\x0a\x02v1\x12\x06Deploy"), uint8(2))
 	s := fuzzServer(f)
 	types := []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
 	f.Fuzz(func(t *testing.T, body []byte, ct uint8) {
@@ -83,6 +88,32 @@ func FuzzPatch(f *testing.F) {
 		rec := s.serve(http.MethodPatch, path, typ, patch)
 		if rec.Code >= 500 {
 			t.Fatalf("PATCH %s %q: %d %s", typ, patch, rec.Code, rec.Body.String())
+		}
+	})
+}
+
+// FuzzSubresourcePatch: patches of /scale and /status, of any type, never
+// make the server fail or panic.
+func FuzzSubresourcePatch(f *testing.F) {
+	f.Add([]byte(`{"spec":{"replicas":5}}`), uint8(0), false)
+	f.Add([]byte(`{"spec":{"replicas":-1}}`), uint8(1), false)
+	f.Add([]byte(`[{"op":"replace","path":"/spec/replicas","value":"x"}]`), uint8(2), false)
+	f.Add([]byte(`{"status":{"replicas":3,"conditions":[{"type":"Available"}]}}`), uint8(0), true)
+	f.Add([]byte(`{"status":null}`), uint8(1), true)
+	s := fuzzServer(f)
+	if rec := s.serve(http.MethodPost, "/apis/apps/v1/namespaces/default/deployments", "application/json", []byte(seedDeployment)); rec.Code != 201 {
+		f.Fatalf("seed deployment: %d %s", rec.Code, rec.Body.String())
+	}
+	types := []string{"application/strategic-merge-patch+json", "application/merge-patch+json", "application/json-patch+json", "application/apply-patch+yaml"}
+	f.Fuzz(func(t *testing.T, patch []byte, pt uint8, status bool) {
+		typ := types[int(pt)%len(types)]
+		path := "/apis/apps/v1/namespaces/default/deployments/d/scale?fieldManager=fuzz&dryRun=All"
+		if status {
+			path = "/apis/apps/v1/namespaces/default/deployments/d/status?fieldManager=fuzz&dryRun=All"
+		}
+		rec := s.serve(http.MethodPatch, path, typ, patch)
+		if rec.Code >= 500 {
+			t.Fatalf("PATCH %s %s %q: %d %s", path, typ, patch, rec.Code, rec.Body.String())
 		}
 	})
 }

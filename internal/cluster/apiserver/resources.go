@@ -168,10 +168,10 @@ func newRegistry() *registry {
 		validate: validateEvent, columns: eventColumns, fieldSet: eventFields})
 	add(&resource{version: "v1", name: "configmaps", kind: "ConfigMap", namespaced: true, shortNames: []string{"cm"},
 		newObj: func() runtime.Object { return &corev1.ConfigMap{} }, newList: func() runtime.Object { return &corev1.ConfigMapList{} },
-		columns: configMapColumns})
+		validate: validateConfigMap, columns: configMapColumns})
 	add(&resource{version: "v1", name: "secrets", kind: "Secret", namespaced: true,
 		newObj: func() runtime.Object { return &corev1.Secret{} }, newList: func() runtime.Object { return &corev1.SecretList{} },
-		defaults: defaultSecret, columns: secretColumns, fieldSet: func(o runtime.Object, s fields.Set) { s["type"] = string(o.(*corev1.Secret).Type) }})
+		defaults: defaultSecret, validate: validateSecret, columns: secretColumns, fieldSet: func(o runtime.Object, s fields.Set) { s["type"] = string(o.(*corev1.Secret).Type) }})
 	add(&resource{version: "v1", name: "serviceaccounts", kind: "ServiceAccount", namespaced: true, shortNames: []string{"sa"},
 		newObj: func() runtime.Object { return &corev1.ServiceAccount{} }, newList: func() runtime.Object { return &corev1.ServiceAccountList{} },
 		columns: serviceAccountColumns})

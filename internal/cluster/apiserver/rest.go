@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -182,16 +183,19 @@ func (s *Server) decodeBody(r *resource, req *http.Request, into runtime.Object,
 	case "application/vnd.kubernetes.protobuf":
 		obj, gvk, err := s.protoCodec.Decode(data, nil, into)
 		if err != nil {
-			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", kind, versionOf(apiVersion), kind, err))
+			if gvk != nil && gvk.Kind != "" {
+				return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", gvk.Kind, gvk.Version, kind, err))
+			}
+			return nil, nil, unrecognizedBody(kind, err, data)
 		}
 		if gvk != nil && gvk.Kind != "" && gvk.Kind != kind {
-			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: no kind %q is registered for version %q", kind, versionOf(apiVersion), kind, gvk.Kind, apiVersion))
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: no kind %q is registered for version %q", gvk.Kind, gvk.Version, kind, gvk.Kind, gvk.GroupVersion().String()))
 		}
 		return obj, nil, nil
 	case "application/yaml", "application/x-yaml", "text/yaml":
 		j, err := yaml.YAMLToJSON(data)
 		if err != nil {
-			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf: %v", err))
+			return nil, nil, unrecognizedBody(kind, fmt.Errorf("error converting YAML to JSON: %w", err), data)
 		}
 		data = j
 	case "application/json":
@@ -200,10 +204,15 @@ func (s *Server) decodeBody(r *resource, req *http.Request, into runtime.Object,
 	}
 	var tm metav1.TypeMeta
 	if err := json.Unmarshal(data, &tm); err != nil {
-		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: %v", kind, versionOf(apiVersion), kind, err))
+		// kube-apiserver: the serializer could not even find the kind
+		return nil, nil, unrecognizedBody(kind, fmt.Errorf("couldn't get version/kind; json parse error: %w", err), data)
 	}
 	if tm.Kind != "" && tm.Kind != kind {
-		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: no kind %q is registered for version %q in scheme", kind, versionOf(apiVersion), kind, tm.Kind, tm.APIVersion))
+		gv, _ := schema.ParseGroupVersion(tm.APIVersion)
+		if s.scheme.Recognizes(gv.WithKind(tm.Kind)) {
+			return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: converting (%s.%s) to (%s): unknown conversion", tm.Kind, gv.Version, kind, gv.Version, tm.Kind, kind))
+		}
+		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("%s in version %q cannot be handled as a %s: no kind %q is registered for version %q in scheme %q", tm.Kind, gv.Version, kind, tm.Kind, tm.APIVersion, "pkg/api/legacyscheme/scheme.go:30"))
 	}
 	if tm.APIVersion != "" && tm.APIVersion != apiVersion {
 		return nil, nil, apierrors.NewBadRequest(fmt.Sprintf("the API version in the data (%s) does not match the expected API version (%s)", tm.APIVersion, apiVersion))
@@ -213,6 +222,31 @@ func (s *Server) decodeBody(r *resource, req *http.Request, into runtime.Object,
 		return nil, nil, err
 	}
 	return into, warns, nil
+}
+
+// unrecognizedBody is kube-apiserver's 400 for a body whose kind cannot be
+// read at all (its transformDecodeError without a group-version-kind).
+func unrecognizedBody(kind string, err error, body []byte) error {
+	return apierrors.NewBadRequest(fmt.Sprintf("the object provided is unrecognized (must be of type %s): %v (%s)", kind, err, summarizeBody(body, 30)))
+}
+
+// summarizeBody shows the start of a body: as text when it looks like JSON,
+// else in hex.
+func summarizeBody(data []byte, max int) string {
+	switch {
+	case len(data) == 0:
+		return "<empty>"
+	case data[0] == '{':
+		if len(data) > max {
+			return string(data[:max]) + " ..."
+		}
+		return string(data)
+	default:
+		if len(data) > max {
+			return hex.EncodeToString(data[:max]) + " ..."
+		}
+		return hex.EncodeToString(data)
+	}
 }
 
 func versionOf(apiVersion string) string {
@@ -595,7 +629,7 @@ func (s *Server) update(ctx context.Context, r *resource, ns, name, sub string, 
 				return obj, false, nil
 			}
 			if _, _, err := s.store.Delete(ctx, key, kv.ModRevision); err != nil {
-				if errors.Is(err, store.ErrConflict) && attempt < 10 {
+				if retryConflict(ctx, err, attempt) {
 					continue
 				}
 				return nil, false, storeErr(r, name, err)
@@ -616,7 +650,7 @@ func (s *Server) update(ctx context.Context, r *resource, ns, name, sub string, 
 		}
 		nkv, err := s.store.Update(ctx, key, data, kv.ModRevision)
 		if err != nil {
-			if errors.Is(err, store.ErrConflict) && attempt < 10 {
+			if retryConflict(ctx, err, attempt) {
 				continue
 			}
 			return nil, false, storeErr(r, name, err)
@@ -625,6 +659,22 @@ func (s *Server) update(ctx context.Context, r *resource, ns, name, sub string, 
 		s.setTypeMeta(r, obj)
 		return obj, false, nil
 	}
+}
+
+// retryConflict reports whether a read-modify-write should be tried again:
+// the store's compare-and-swap lost to a concurrent write. As in
+// kube-apiserver's guaranteed update there is no attempt limit: a caller's
+// resourceVersion precondition is checked against each fresh read (and
+// answers 409 there), so only unconditional writes retry, until the request
+// ends.
+func retryConflict(ctx context.Context, err error, attempt int) bool {
+	if !errors.Is(err, store.ErrConflict) || ctx.Err() != nil {
+		return false
+	}
+	if attempt > 3 {
+		time.Sleep(time.Duration(rand.IntN(1+min(attempt, 20))) * time.Millisecond) // heavy contention: spread the retries
+	}
+	return true
 }
 
 // prepareUpdate applies what a write may not change, defaults and the
@@ -689,6 +739,13 @@ func (s *Server) servePatch(w http.ResponseWriter, req *http.Request, r *resourc
 		return
 	}
 	pt := types.PatchType(mediaType(req))
+	switch pt {
+	case types.JSONPatchType, types.MergePatchType, types.StrategicMergePatchType, types.ApplyYAMLPatchType:
+	default:
+		// checked before the object is read, as kube-apiserver does
+		writeError(w, newUnsupportedPatchType(string(pt)))
+		return
+	}
 	if pt == types.ApplyYAMLPatchType {
 		s.serveApply(w, req, r, ns, name, sub, patch)
 		return
@@ -990,7 +1047,7 @@ func (s *Server) deleteObject(ctx context.Context, r *resource, ns, name string,
 				data, _ := s.encodeForStore(r, obj)
 				nkv, err := s.store.Update(ctx, kv.Key, data, kv.ModRevision)
 				if err != nil {
-					if errors.Is(err, store.ErrConflict) && attempt < 10 {
+					if retryConflict(ctx, err, attempt) {
 						continue
 					}
 					return nil, false, storeErr(r, name, err)
@@ -1006,7 +1063,7 @@ func (s *Server) deleteObject(ctx context.Context, r *resource, ns, name string,
 			return obj, true, nil
 		}
 		if _, _, err := s.store.Delete(ctx, kv.Key, kv.ModRevision); err != nil {
-			if errors.Is(err, store.ErrConflict) && attempt < 10 {
+			if retryConflict(ctx, err, attempt) {
 				continue
 			}
 			return nil, false, storeErr(r, name, err)
@@ -1341,5 +1398,11 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 func newUnsupportedMediaType(mt string) error {
 	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType,
 		Reason: metav1.StatusReasonUnsupportedMediaType, Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got %q)", mt),
+		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeUnexpectedServerResponse, Message: mt}}}}}
+}
+
+func newUnsupportedPatchType(mt string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusUnsupportedMediaType,
+		Reason: metav1.StatusReasonUnsupportedMediaType, Message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
 		Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: metav1.CauseTypeUnexpectedServerResponse, Message: mt}}}}}
 }

@@ -384,6 +384,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "openapi/v3/"):
 		s.openapi.serveV3(w, r, strings.TrimPrefix(p, "openapi/v3/"))
 		return
+	case p == "apis/apiextensions.k8s.io/v1/customresourcedefinitions" && r.Method == http.MethodGet && r.URL.Query().Get("watch") == "":
+		s.serveNoCRDs(w, r)
+		return
 	}
 	parts := strings.Split(p, "/")
 	var group, version string
@@ -472,3 +475,19 @@ func writeError(w http.ResponseWriter, err error) {
 
 // Addr is the listening address.
 func (s *Server) Addr() net.Addr { return s.listener.Addr() }
+
+// serveNoCRDs answers the list of CustomResourceDefinitions, which is empty:
+// custom resources are not served (the group is not advertised). kubectl's
+// client-side validation of an unknown kind lists CRDs to tell a missing
+// CRD from a typo, and gives up ("failed to check CRD") on a 404.
+func (s *Server) serveNoCRDs(w http.ResponseWriter, r *http.Request) {
+	rev, err := s.store.CurrentRevision(r.Context())
+	if err != nil {
+		writeError(w, apierrors.NewInternalError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"kind": "CustomResourceDefinitionList", "apiVersion": "apiextensions.k8s.io/v1",
+		"metadata": map[string]any{"resourceVersion": strconv.FormatInt(rev, 10)}, "items": []any{},
+	})
+}

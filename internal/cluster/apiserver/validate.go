@@ -232,3 +232,71 @@ func checkSelectorUpdate(a, b interface{}) error {
 	}
 	return nil
 }
+
+// maxConfigSize is kube-apiserver's limit on the data of a ConfigMap or a
+// Secret (core.MaxSecretSize).
+const maxConfigSize = 1 << 20
+
+func validateConfigKeys[V string | []byte](data map[string]V, p *field.Path, size *int) field.ErrorList {
+	var errs field.ErrorList
+	for _, k := range sortedKeys(data) {
+		for _, msg := range validation.IsConfigMapKey(k) {
+			errs = append(errs, field.Invalid(p.Key(k), k, msg))
+		}
+		*size += len(data[k])
+	}
+	return errs
+}
+
+func validateConfigMap(o, old runtime.Object) field.ErrorList {
+	cm := o.(*corev1.ConfigMap)
+	size := 0
+	errs := validateConfigKeys(cm.Data, field.NewPath("data"), &size)
+	errs = append(errs, validateConfigKeys(cm.BinaryData, field.NewPath("binaryData"), &size)...)
+	for _, k := range sortedKeys(cm.BinaryData) {
+		if _, dup := cm.Data[k]; dup {
+			errs = append(errs, field.Invalid(field.NewPath("binaryData").Key(k), k, "duplicate of key present in data"))
+		}
+	}
+	if size > maxConfigSize {
+		errs = append(errs, field.TooLong(field.NewPath(""), "", maxConfigSize))
+	}
+	if old != nil {
+		errs = append(errs, validateImmutableData(old.(*corev1.ConfigMap).Immutable, cm.Immutable,
+			equalJSON(old.(*corev1.ConfigMap).Data, cm.Data) && equalJSON(old.(*corev1.ConfigMap).BinaryData, cm.BinaryData))...)
+	}
+	return errs
+}
+
+func validateSecret(o, old runtime.Object) field.ErrorList {
+	sec := o.(*corev1.Secret)
+	size := 0
+	errs := validateConfigKeys(sec.Data, field.NewPath("data"), &size)
+	if size > maxConfigSize {
+		errs = append(errs, field.TooLong(field.NewPath("data"), "", maxConfigSize))
+	}
+	if old != nil {
+		os := old.(*corev1.Secret)
+		if os.Type != sec.Type {
+			errs = append(errs, field.Invalid(field.NewPath("type"), sec.Type, "field is immutable"))
+		}
+		errs = append(errs, validateImmutableData(os.Immutable, sec.Immutable, equalJSON(os.Data, sec.Data))...)
+	}
+	return errs
+}
+
+// validateImmutableData: once immutable is true, neither it nor the data
+// may change.
+func validateImmutableData(oldImm, newImm *bool, sameData bool) field.ErrorList {
+	if oldImm == nil || !*oldImm {
+		return nil
+	}
+	var errs field.ErrorList
+	if newImm == nil || !*newImm {
+		errs = append(errs, field.Forbidden(field.NewPath("immutable"), "field is immutable when `immutable` is set"))
+	}
+	if !sameData {
+		errs = append(errs, field.Forbidden(field.NewPath("data"), "field is immutable when `immutable` is set"))
+	}
+	return errs
+}
