@@ -126,7 +126,8 @@ func (c *Client) plainHTTPAllowed(host string) bool {
 
 // httpPolicy upgrades plain-HTTP requests to HTTPS for registries Docker would not reach over HTTP
 // (go-containerregistry also allows RFC 1918 and .local hosts; Docker does not).
-// HTTPS to a registry listed by --insecure-registry does not verify certificates, as dockerd.
+// HTTPS to a registry listed by --insecure-registry, or on loopback, does not verify certificates, as
+// dockerd (which treats 127.0.0.0/8 as insecure: HTTPS without verification first, then plain HTTP).
 type httpPolicy struct {
 	c        *Client
 	base     http.RoundTripper
@@ -144,7 +145,7 @@ func (p *httpPolicy) RoundTrip(r *http.Request) (*http.Response, error) {
 		r = r2
 	}
 	rt := p.base
-	if r.URL.Scheme == "https" && p.c.insecureHost(r.URL.Host) {
+	if r.URL.Scheme == "https" && p.c.plainHTTPAllowed(r.URL.Host) {
 		if t := p.insecure.get(); t != nil {
 			rt = t
 		}
