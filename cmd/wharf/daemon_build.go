@@ -15,6 +15,7 @@ func registerBuilder(api *docker.Server, e *engine.Engine, log *slog.Logger) {
 		log.Error("image builds are disabled", "err", err)
 		return
 	}
+	b.Registry = docker.RegistryClient // FROM pulls with the daemon's client (--insecure-registry)
 	api.Builder = b.ServeBuild
 	api.BuildPrune = b.PruneCache
 }

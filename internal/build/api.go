@@ -30,6 +30,7 @@ func OptionsFromQuery(r *http.Request) (Options, error) {
 		Remove:      flag("rm", true),
 		ForceRemove: flag("forcerm", false),
 		NetworkMode: q.Get("networkmode"),
+		Pull:        flag("pull", false),
 	}
 	if v := q.Get("buildargs"); v != "" {
 		if err := json.Unmarshal([]byte(v), &o.BuildArgs); err != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/wharfhq/wharf/internal/engine"
+	"github.com/wharfhq/wharf/internal/registry"
 )
 
 // Options are one build's parameters (the POST /build query).
@@ -31,6 +32,7 @@ type Options struct {
 	Remove      bool // remove intermediate containers after a successful step (default true)
 	ForceRemove bool // remove them even when the step fails
 	NetworkMode string
+	Pull        bool // pull every FROM image, even one present locally (--pull)
 }
 
 // Builder builds images with an engine.
@@ -38,6 +40,9 @@ type Builder struct {
 	e     *engine.Engine
 	log   *slog.Logger
 	cache *cache
+	// Registry is the client FROM pulls images with (missing ones, or all with --pull); nil: an
+	// anonymous client with default settings.
+	Registry *registry.Client
 }
 
 // New opens the builder's cache under the engine's data root.
@@ -49,6 +54,7 @@ func New(e *engine.Engine, log *slog.Logger) (*Builder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open build cache: %w", err)
 	}
+	cleanTmp(filepath.Join(e.DataRoot(), "builder", "tmp"))
 	return &Builder{e: e, log: log, cache: c}, nil
 }
 
@@ -88,14 +94,11 @@ func (b *Builder) build(ctx context.Context, r io.Reader, o Options, s *stream) 
 	if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
 		return "", err
 	}
-	ctxDir, err := os.MkdirTemp(tmpRoot, "context-")
+	ctxDir, ctxIndex, release, err := prepareContext(r, tmpRoot)
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(ctxDir)
-	if err := extractContext(r, ctxDir); err != nil {
-		return "", err
-	}
+	defer release()
 	if ctx.Err() != nil {
 		return "", ctx.Err()
 	}
@@ -121,7 +124,7 @@ func (b *Builder) build(ctx context.Context, r io.Reader, o Options, s *stream) 
 		}
 	}
 	// Like Docker, the Dockerfile and .dockerignore stay in the context (COPY . copies them).
-	bs := &buildState{b: b, o: o, s: s, ctx: ctx, ctxDir: ctxDir, tmpRoot: tmpRoot, df: df,
+	bs := &buildState{b: b, o: o, s: s, ctx: ctx, ctxDir: ctxDir, ctxIndex: ctxIndex, tmpRoot: tmpRoot, df: df,
 		args: newArgScope(o.BuildArgs)}
 	defer bs.cleanup()
 	img, err := bs.run()

@@ -31,6 +31,8 @@ type copySource struct {
 	rel  string // as named, relative to the source root ("" = the root)
 	host string // host path, symlinks resolved inside the root
 	fi   fs.FileInfo
+	// plain: never extracted by ADD (a download, a here-document).
+	plain bool
 }
 
 func hasWildcards(s string) bool { return strings.ContainsAny(s, "*?[") }
@@ -72,7 +74,7 @@ func resolveSources(root string, srcs []string, fromContext bool) ([]copySource,
 		}
 		out = append(out, s)
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && len(srcs) > 0 {
 		return nil, errorf("no source files were specified")
 	}
 	return out, nil
@@ -128,7 +130,11 @@ type copyOptions struct {
 
 // sourceDigest hashes what a COPY would copy (names, types, modes, link targets, contents; not
 // times, as Docker's tarsum), for the cache and the history ("COPY file:<hash> in /dst").
-func sourceDigest(srcs []copySource) (string, error) {
+func sourceDigest(srcs []copySource, known ...contentIndex) (string, error) {
+	var idx contentIndex
+	if len(known) > 0 {
+		idx = known[0]
+	}
 	kind := "multi"
 	if len(srcs) == 1 {
 		kind = "file"
@@ -139,16 +145,16 @@ func sourceDigest(srcs []copySource) (string, error) {
 	h := sha256.New()
 	for _, s := range srcs {
 		fmt.Fprintf(h, "src %q\n", s.rel)
-		if err := hashTree(h, s.host, s.fi); err != nil {
+		if err := hashTree(h, s.host, s.fi, idx); err != nil {
 			return "", err
 		}
 	}
 	return kind + ":" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func hashTree(h hash.Hash, host string, top fs.FileInfo) error {
+func hashTree(h hash.Hash, host string, top fs.FileInfo, idx contentIndex) error {
 	if !top.IsDir() {
-		return hashEntry(h, "", host, top)
+		return hashEntry(h, "", host, top, idx)
 	}
 	return filepath.WalkDir(host, func(p string, de fs.DirEntry, err error) error {
 		if err != nil {
@@ -159,11 +165,11 @@ func hashTree(h hash.Hash, host string, top fs.FileInfo) error {
 			return err
 		}
 		rel, _ := filepath.Rel(host, p)
-		return hashEntry(h, filepath.ToSlash(rel), p, fi)
+		return hashEntry(h, filepath.ToSlash(rel), p, fi, idx)
 	})
 }
 
-func hashEntry(h hash.Hash, rel, p string, fi fs.FileInfo) error {
+func hashEntry(h hash.Hash, rel, p string, fi fs.FileInfo, idx contentIndex) error {
 	fmt.Fprintf(h, "%q %o", rel, fi.Mode())
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
@@ -173,16 +179,25 @@ func hashEntry(h hash.Hash, rel, p string, fi fs.FileInfo) error {
 		}
 		fmt.Fprintf(h, " -> %q", t)
 	case fi.Mode().IsRegular():
-		f, err := os.Open(p)
-		if err != nil {
-			return err
+		// The content's own digest (known from the context tar, or computed now).
+		sum, ok := idx.lookup(p, fi)
+		if !ok {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			ch := sha256.New()
+			n, err := io.Copy(ch, f)
+			f.Close()
+			if err != nil {
+				return err
+			}
+			if n != fi.Size() {
+				return fmt.Errorf("%s changed while it was read", p)
+			}
+			sum = hex.EncodeToString(ch.Sum(nil))
 		}
-		n, err := io.Copy(h, f)
-		f.Close()
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(h, " %d", n)
+		fmt.Fprintf(h, " %s %d", sum, fi.Size())
 	}
 	h.Write([]byte{'\n'})
 	return nil
@@ -247,7 +262,7 @@ func writeCopyTar(w io.Writer, srcs []copySource, dest string, dirSyntax bool, i
 			if err := copyDir(tw, s.host, dest, o); err != nil {
 				return err
 			}
-		case o.add && s.fi.Mode().IsRegular() && isLocalArchive(s.host):
+		case o.add && !s.plain && s.fi.Mode().IsRegular() && isLocalArchive(s.host):
 			if err := mkdirs(dest); err != nil {
 				return err
 			}

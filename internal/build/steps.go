@@ -17,6 +17,7 @@ import (
 
 	"github.com/distribution/reference"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/moby/api/types/container"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -43,7 +44,7 @@ var defaultShell = []string{"/bin/sh", "-c"}
 type stage struct {
 	name   string
 	img    *image.Image // nil: FROM scratch and nothing made yet
-	cfg    ocispec.Image
+	cfg    image.Config
 	shell  []string
 	cmdSet bool
 }
@@ -56,22 +57,29 @@ func (st *stage) parentID() digest.Digest {
 }
 
 type buildState struct {
-	b       *Builder
-	o       Options
-	s       *stream
-	ctx     context.Context
-	ctxDir  string
-	tmpRoot string
-	df      *Dockerfile
-	args    *argScope
-	stages  []*stage
-	step    int
-	total   int
+	b      *Builder
+	o      Options
+	s      *stream
+	ctx    context.Context
+	ctxDir string
+	// ctxIndex has the digests of the context's files, from the tar as it was extracted.
+	ctxIndex contentIndex
+	tmpRoot  string
+	df       *Dockerfile
+	args     *argScope
+	stages   []*stage
+	step     int
+	total    int
 	// containers this build made that are not removed yet.
 	containers []string
+	// host directories (downloads) removed when the build ends.
+	tmpDirs []string
 }
 
 func (bs *buildState) cleanup() {
+	for _, d := range bs.tmpDirs {
+		os.RemoveAll(d)
+	}
 	for _, id := range bs.containers {
 		bs.b.removeContainer(id)
 	}
@@ -211,32 +219,75 @@ func (bs *buildState) from(s *instructions.Stage) (*stage, error) {
 	for i := len(bs.stages) - 1; i >= 0; i-- {
 		if prev := bs.stages[i]; prev.name != "" && strings.EqualFold(prev.name, base) {
 			if prev.img == nil {
-				st.cfg = prev.cfg
+				st.cfg = prev.cfg.Derive()
+				st.shell = shellOf(st.cfg)
 				return st, nil
 			}
-			st.img, st.cfg = prev.img, prev.img.Config
-			bs.printID(st)
-			return st, nil
+			if err := st.use(prev.img); err != nil {
+				return nil, err
+			}
+			return st, bs.onBuild(st)
 		}
 	}
 	if strings.EqualFold(base, "scratch") {
-		st.cfg = ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: goruntime.GOARCH}}
+		st.cfg = image.Config{Image: ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: goruntime.GOARCH}}}
 		return st, nil
 	}
-	img, err := bs.b.e.Images.Resolve(base)
+	img, err := bs.baseImage(base)
 	if err != nil {
-		if image.IsNotFound(err) {
-			n, nerr := normalizeTag(base)
-			if nerr != nil {
-				return nil, errorf("invalid reference format: %s", base)
-			}
-			return nil, errorf("pull access denied for %s: the image is not present locally and this daemon cannot pull during builds yet (load it with `docker load` first)", strings.Split(n, ":")[0])
-		}
 		return nil, err
 	}
-	st.img, st.cfg = img, img.Config
+	if err := st.use(img); err != nil {
+		return nil, err
+	}
+	return st, bs.onBuild(st)
+}
+
+// use moves the stage to img (its full config: Docker's Healthcheck, OnBuild, Shell included).
+func (st *stage) use(img *image.Image) error {
+	cfg, err := img.FullConfig()
+	if err != nil {
+		return err
+	}
+	st.img, st.cfg = img, cfg
+	st.shell = shellOf(cfg)
+	return nil
+}
+
+// shellOf is the shell for shell forms: the config's SHELL, else /bin/sh -c.
+func shellOf(cfg image.Config) []string {
+	if len(cfg.Docker.Shell) > 0 {
+		return append([]string(nil), cfg.Docker.Shell...)
+	}
+	return defaultShell
+}
+
+// onBuild runs the base image's ONBUILD triggers right after FROM, as Docker does ("# Executing N
+// build triggers"); the stage's config then has no triggers left. It prints the FROM step's result.
+func (bs *buildState) onBuild(st *stage) error {
+	triggers := st.cfg.Docker.OnBuild
+	st.cfg.Docker.OnBuild = nil
+	if len(triggers) > 0 {
+		plural := ""
+		if len(triggers) > 1 {
+			plural = "s"
+		}
+		bs.s.print(fmt.Sprintf("# Executing %d build trigger%s\n", len(triggers), plural))
+		for _, t := range triggers {
+			cmd, err := parseTrigger(t)
+			if err != nil {
+				return err
+			}
+			if err := bs.ctx.Err(); err != nil {
+				return err
+			}
+			if err := bs.dispatch(st, cmd); err != nil {
+				return err
+			}
+		}
+	}
 	bs.printID(st)
-	return st, nil
+	return nil
 }
 
 // env is the expansion environment: ARGs in scope, then the image's ENV (which wins).
@@ -245,54 +296,21 @@ func (bs *buildState) env(st *stage) []string {
 }
 
 // nextConfig copies the stage's config for the next step.
-func (bs *buildState) nextConfig(st *stage) ocispec.Image {
-	cfg := st.cfg
-	c := cfg.Config
-	c.Env = append([]string(nil), c.Env...)
-	c.Cmd = append([]string(nil), c.Cmd...)
-	c.Entrypoint = append([]string(nil), c.Entrypoint...)
-	if c.Labels != nil {
-		l := map[string]string{}
-		for k, v := range c.Labels {
-			l[k] = v
-		}
-		c.Labels = l
-	}
-	if c.ExposedPorts != nil {
-		p := map[string]struct{}{}
-		for k := range c.ExposedPorts {
-			p[k] = struct{}{}
-		}
-		c.ExposedPorts = p
-	}
-	if c.Volumes != nil {
-		v := map[string]struct{}{}
-		for k := range c.Volumes {
-			v[k] = struct{}{}
-		}
-		c.Volumes = v
-	}
-	if len(st.cfg.Config.Cmd) == 0 {
-		c.Cmd = st.cfg.Config.Cmd
-	}
-	if len(st.cfg.Config.Entrypoint) == 0 {
-		c.Entrypoint = st.cfg.Config.Entrypoint
-	}
-	cfg.Config = c
-	cfg.History = append([]ocispec.History(nil), st.cfg.History...)
-	cfg.RootFS = ocispec.RootFS{}
-	return cfg
-}
+func (bs *buildState) nextConfig(st *stage) image.Config { return st.cfg.Derive() }
 
-func withHistory(cfg ocispec.Image, createdBy string, empty bool) ocispec.Image {
+func withHistory(cfg image.Config, createdBy string, empty bool) image.Config {
 	now := time.Now().UTC()
 	cfg.Created = &now
 	cfg.History = append(cfg.History, ocispec.History{Created: &now, CreatedBy: createdBy, EmptyLayer: empty})
 	return cfg
 }
 
-func configJSON(c ocispec.ImageConfig) string {
-	b, _ := json.Marshal(c)
+// configJSON is what a cache key takes from a config: the container config and Docker's fields.
+func configJSON(c image.Config) string {
+	b, _ := json.Marshal(struct {
+		C ocispec.ImageConfig
+		D image.DockerConfig
+	}{c.Config, c.Docker})
 	return string(b)
 }
 
@@ -309,8 +327,10 @@ func (bs *buildState) cached(st *stage, key []byte) bool {
 	if err != nil || img.Parent != st.parentID() {
 		return false
 	}
+	if st.use(img) != nil {
+		return false
+	}
 	bs.s.print(" ---> Using cache\n")
-	st.img, st.cfg = img, img.Config
 	return true
 }
 
@@ -321,13 +341,13 @@ func (bs *buildState) remember(key []byte, img *image.Image) {
 }
 
 // metaStep records a config-only step ("/bin/sh -c #(nop)  ENV …").
-func (bs *buildState) metaStep(st *stage, cfg ocispec.Image, comment string, twoSpaces bool) error {
+func (bs *buildState) metaStep(st *stage, cfg image.Config, comment string, twoSpaces bool) error {
 	sep := " "
 	if twoSpaces {
 		sep = "  "
 	}
-	createdBy := "/bin/sh -c #(nop)" + sep + comment
-	key := cacheKey(st.parentID(), "meta", createdBy, configJSON(cfg.Config), cfg.Author)
+	createdBy := bs.nop(st) + sep + comment
+	key := cacheKey(st.parentID(), "meta", createdBy, configJSON(cfg), cfg.Author)
 	if bs.cached(st, key) {
 		return nil
 	}
@@ -337,8 +357,13 @@ func (bs *buildState) metaStep(st *stage, cfg ocispec.Image, comment string, two
 		return err
 	}
 	bs.remember(key, img)
-	st.img, st.cfg = img, img.Config
-	return nil
+	return st.use(img)
+}
+
+// nop is the start of a metadata step's history entry: the current shell and "#(nop)", as
+// Docker writes it ("/bin/sh -c #(nop) ").
+func (bs *buildState) nop(st *stage) string {
+	return strings.Join(st.shell, " ") + " #(nop)"
 }
 
 func (bs *buildState) dispatch(st *stage, cmd instructions.Command) error {
@@ -348,6 +373,19 @@ func (bs *buildState) dispatch(st *stage, cmd instructions.Command) error {
 			if err := ex.Expand(func(w string) (string, error) { return Expand(w, env, bs.df.Escape) }); err != nil {
 				return err
 			}
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Here-document contents (COPY <<EOF): variables expanded, quotes and escapes kept.
+		env := bs.env(st)
+		err := ex.ExpandRaw(func(w string) (string, error) {
+			lex := shell.NewLex('\\')
+			lex.SkipProcessQuotes = true
+			out, _, err := lex.ProcessWord(w, shell.EnvsFromSlice(dedupEnv(env)))
+			return out, err
+		})
+		if err != nil {
+			return err
 		}
 	}
 	switch c := cmd.(type) {
@@ -433,12 +471,22 @@ func (bs *buildState) dispatch(st *stage, cmd instructions.Command) error {
 	case *instructions.ShellCommand:
 		st.shell = append([]string(nil), c.Shell...)
 		cfg := bs.nextConfig(st)
-		return bs.metaStep(st, cfg, "SHELL "+quoteList(c.Shell), true)
-	case *instructions.HealthCheckCommand, *instructions.OnbuildCommand:
-		// The image store keeps OCI configs, which have no Healthcheck/OnBuild field: record the
-		// step in the history only.
+		cfg.Docker.Shell = append([]string(nil), c.Shell...)
+		return bs.metaStep(st, cfg, fmt.Sprintf("SHELL %v", c.Shell), true)
+	case *instructions.HealthCheckCommand:
 		cfg := bs.nextConfig(st)
-		return bs.metaStep(st, cfg, commandText(cmd), true)
+		if old := cfg.Docker.Healthcheck; old != nil && len(old.Test) > 0 && old.Test[0] != "NONE" {
+			bs.s.print(fmt.Sprintf("Note: overriding previous HEALTHCHECK: %v\n", old.Test))
+		}
+		h := *c.Health
+		h.Test = append([]string(nil), c.Health.Test...)
+		cfg.Docker.Healthcheck = &h
+		// Docker's history text: fmt's %q of its HealthConfig (the fields of API 1.41).
+		return bs.metaStep(st, cfg, fmt.Sprintf("HEALTHCHECK &{%q %q %q %q %s}", h.Test, h.Interval, h.Timeout, h.StartPeriod, strconv.QuoteRune(rune(h.Retries))), true)
+	case *instructions.OnbuildCommand:
+		cfg := bs.nextConfig(st)
+		cfg.Docker.OnBuild = append(cfg.Docker.OnBuild, c.Expression)
+		return bs.metaStep(st, cfg, "ONBUILD "+c.Expression, true)
 	case *instructions.ArgCommand:
 		var parts []string
 		for _, kv := range c.Args {
@@ -458,20 +506,34 @@ func (bs *buildState) dispatch(st *stage, cmd instructions.Command) error {
 		if c.Parents || len(c.ExcludePatterns) > 0 {
 			return errorf("the --parents and --exclude flags of COPY need BuildKit")
 		}
-		if len(c.SourceContents) > 0 {
-			return errorf("COPY with a here-document needs BuildKit")
+		extra, done, err := bs.inlineSources(c.SourceContents)
+		if err != nil {
+			return withPrefix("COPY", err)
 		}
-		return bs.copyStep(st, "COPY", c.SourcePaths, c.DestPath, c.From, c.Chown, c.Chmod, false)
+		defer done()
+		return bs.copyStep(st, "COPY", c.SourcePaths, extra, c.DestPath, c.From, c.Chown, c.Chmod, false)
 	case *instructions.AddCommand:
-		if len(c.SourceContents) > 0 {
-			return errorf("ADD with a here-document needs BuildKit")
+		extra, done, err := bs.inlineSources(c.SourceContents)
+		if err != nil {
+			return withPrefix("ADD", err)
 		}
+		defer done()
+		var local []string
 		for _, s := range c.SourcePaths {
-			if strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git@") {
-				return errorf("ADD of a remote URL (%s) is not supported by this builder yet", s)
+			switch {
+			case isURL(s):
+				f, err := bs.download(s)
+				if err != nil {
+					return withPrefix("ADD", err)
+				}
+				extra = append(extra, f)
+			case isGitURL(s):
+				return errorf("ADD of a git repository (%s) needs BuildKit", s)
+			default:
+				local = append(local, s)
 			}
 		}
-		return bs.copyStep(st, "ADD", c.SourcePaths, c.DestPath, "", c.Chown, c.Chmod, true)
+		return bs.copyStep(st, "ADD", local, extra, c.DestPath, "", c.Chown, c.Chmod, true)
 	}
 	return errorf("unknown instruction: %s", strings.ToUpper(cmd.Name()))
 }
@@ -519,7 +581,7 @@ func parsePort(p string) ([]string, error) {
 }
 
 // newContainer creates a (not started) container of the stage's image for a step.
-func (bs *buildState) newContainer(st *stage, cmd []string, env []string) (string, error) {
+func (bs *buildState) newContainer(st *stage, cmd []string, env []string, binds ...string) (string, error) {
 	if st.img == nil {
 		return "", errorf("Please provide a source image with `from` prior to commit")
 	}
@@ -529,7 +591,7 @@ func (bs *buildState) newContainer(st *stage, cmd []string, env []string) (strin
 	}
 	cfg := &container.Config{Image: st.img.ID.String(), Cmd: cmd, Entrypoint: []string{}, Env: env,
 		User: st.cfg.Config.User, WorkingDir: st.cfg.Config.WorkingDir}
-	c, _, err := bs.b.e.Create(bs.ctx, engine.CreateOptions{Config: cfg, HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(nm)}})
+	c, _, err := bs.b.e.Create(bs.ctx, engine.CreateOptions{Config: cfg, HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(nm), Binds: binds}})
 	if err != nil {
 		return "", err
 	}
@@ -555,19 +617,19 @@ func runtimeArtifact(h *tar.Header) bool {
 }
 
 // commitContainer turns a step's container into the stage's next image.
-func (bs *buildState) commitContainer(st *stage, id string, cfg ocispec.Image, createdBy string) (*image.Image, error) {
+func (bs *buildState) commitContainer(st *stage, id string, cfg image.Config, createdBy string) (*image.Image, error) {
 	cfg = withHistory(cfg, createdBy, false)
 	return bs.b.e.BuildCommit(id, engine.BuildCommitOptions{Config: cfg, Skip: runtimeArtifact})
 }
 
 func (bs *buildState) runStep(st *stage, c *instructions.RunCommand) error {
-	if len(c.Files) > 0 {
-		return errorf("RUN with a here-document needs BuildKit")
-	}
 	if len(c.FlagsUsed) > 0 {
 		return errorf("the --%s flag of RUN needs BuildKit", c.FlagsUsed[0])
 	}
-	argv := bs.cmdline(st, c.ShellDependantCmdLine)
+	argv, script, err := bs.runArgv(st, c)
+	if err != nil {
+		return err
+	}
 	hist := bs.args.historyArgs()
 	createdBy := strings.Join(argv, " ")
 	if len(hist) > 0 {
@@ -575,11 +637,24 @@ func (bs *buildState) runStep(st *stage, c *instructions.RunCommand) error {
 	}
 	cfg := bs.nextConfig(st)
 	argEnv := bs.args.env()
-	key := cacheKey(st.parentID(), "run", createdBy, strings.Join(argEnv, "\x00"), configJSON(cfg.Config))
+	keyParts := []string{"run", createdBy, strings.Join(argEnv, "\x00"), configJSON(cfg)}
+	if script != nil {
+		keyParts = append(keyParts, "script", script.name, script.data)
+	}
+	key := cacheKey(st.parentID(), keyParts...)
 	if bs.cached(st, key) {
 		return nil
 	}
-	id, err := bs.newContainer(st, argv, argEnv)
+	var binds []string
+	if script != nil {
+		dir, err := script.write(bs.tmpRoot)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		binds = []string{dir + ":" + pipesDir + ":ro"}
+	}
+	id, err := bs.newContainer(st, argv, argEnv, binds...)
 	if err != nil {
 		return err
 	}
@@ -597,7 +672,9 @@ func (bs *buildState) runStep(st *stage, c *instructions.RunCommand) error {
 		return err
 	}
 	bs.remember(key, img)
-	st.img, st.cfg = img, img.Config
+	if err := st.use(img); err != nil {
+		return err
+	}
 	if bs.o.Remove || bs.o.ForceRemove {
 		bs.s.print(fmt.Sprintf("Removing intermediate container %s\n", id[:12]))
 		bs.b.removeContainer(id)
@@ -669,8 +746,8 @@ func (bs *buildState) workdir(st *stage, c *instructions.WorkdirCommand) error {
 	}
 	wd = path.Clean(wd)
 	cfg.Config.WorkingDir = wd
-	createdBy := "/bin/sh -c #(nop) WORKDIR " + wd
-	key := cacheKey(st.parentID(), "workdir", createdBy, configJSON(cfg.Config))
+	createdBy := bs.nop(st) + " WORKDIR " + wd
+	key := cacheKey(st.parentID(), "workdir", createdBy, configJSON(cfg))
 	if bs.cached(st, key) {
 		return nil
 	}
@@ -694,8 +771,7 @@ func (bs *buildState) workdir(st *stage, c *instructions.WorkdirCommand) error {
 			return err
 		}
 		bs.remember(key, img)
-		st.img, st.cfg = img, img.Config
-		return nil
+		return st.use(img)
 	}
 	id, err := bs.newContainer(st, []string{"/bin/sh", "-c", "#(nop) WORKDIR " + wd}, nil)
 	if err != nil {
@@ -726,13 +802,12 @@ func (bs *buildState) workdir(st *stage, c *instructions.WorkdirCommand) error {
 	bs.b.removeContainer(id)
 	bs.forget(id)
 	bs.remember(key, img)
-	st.img, st.cfg = img, img.Config
-	return nil
+	return st.use(img)
 }
 
 // layerFromTar makes the stage's next image from a layer tar written by write (FROM scratch, no
 // image yet).
-func (bs *buildState) layerFromTar(st *stage, cfg ocispec.Image, createdBy string, write func(io.Writer) error) (*image.Image, error) {
+func (bs *buildState) layerFromTar(st *stage, cfg image.Config, createdBy string, write func(io.Writer) error) (*image.Image, error) {
 	cfg = withHistory(cfg, createdBy, false)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(write(pw)) }()
@@ -741,7 +816,9 @@ func (bs *buildState) layerFromTar(st *stage, cfg ocispec.Image, createdBy strin
 	return img, err
 }
 
-func (bs *buildState) copyStep(st *stage, name string, srcs []string, dest, from, chown, chmod string, add bool) error {
+// copyStep runs a COPY/ADD: srcs are paths in the context (or in --from's image), extra are files
+// already on the host (here-documents, downloads), copied after them.
+func (bs *buildState) copyStep(st *stage, name string, srcs []string, extra []copySource, dest, from, chown, chmod string, add bool) error {
 	srcRoot := bs.ctxDir
 	fromContext := true
 	var fromID string
@@ -771,12 +848,27 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, dest, from
 		return bs.b.e.WithContainerRootfs(fromID, fn)
 	}
 	var sum string
+	resolve := func(root string) ([]copySource, error) {
+		res, err := resolveSources(root, srcs, fromContext)
+		if err != nil {
+			return nil, err
+		}
+		res = append(res, extra...)
+		if len(res) == 0 {
+			return nil, errorf("no source files were specified")
+		}
+		return res, nil
+	}
 	err = withSrc(func(root string) error {
-		srcsResolved, err := resolveSources(root, srcs, fromContext)
+		srcsResolved, err := resolve(root)
 		if err != nil {
 			return err
 		}
-		sum, err = sourceDigest(srcsResolved)
+		if fromContext {
+			sum, err = sourceDigest(srcsResolved, bs.ctxIndex)
+		} else {
+			sum, err = sourceDigest(srcsResolved)
+		}
 		return err
 	})
 	if err != nil {
@@ -784,14 +876,14 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, dest, from
 	}
 	cfg := bs.nextConfig(st)
 	destAbs, dirSyntax := destPath(dest, cfg.Config.WorkingDir)
-	createdBy := fmt.Sprintf("/bin/sh -c #(nop) %s %s in %s ", name, sum, dest)
-	key := cacheKey(st.parentID(), strings.ToLower(name), createdBy, destAbs, strconv.FormatBool(dirSyntax), chown, chmod, from, configJSON(cfg.Config))
+	createdBy := fmt.Sprintf("%s %s %s in %s ", bs.nop(st), name, sum, dest)
+	key := cacheKey(st.parentID(), strings.ToLower(name), createdBy, destAbs, strconv.FormatBool(dirSyntax), chown, chmod, from, configJSON(cfg))
 	if bs.cached(st, key) {
 		return nil
 	}
 	apply := func(rootfs string) error {
 		return withSrc(func(root string) error {
-			res, err := resolveSources(root, srcs, fromContext)
+			res, err := resolve(root)
 			if err != nil {
 				return err
 			}
@@ -810,6 +902,36 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, dest, from
 			return err
 		})
 	}
+	// The layer is written directly from the sources (see layer.go); the rootfs is only read.
+	direct := func(rootfs string) (*image.Image, error) {
+		var img *image.Image
+		err := withSrc(func(root string) error {
+			res, err := resolve(root)
+			if err != nil {
+				return err
+			}
+			o := copyOptions{chmod: mode, add: add}
+			if chown != "" {
+				if o.uid, o.gid, err = parseChown(chown, rootfs); err != nil {
+					return err
+				}
+				o.chown = true
+			}
+			isDir := rootIsDir(rootfs)
+			cr, cw := io.Pipe()
+			go func() { cw.CloseWithError(writeCopyTar(cw, res, destAbs, dirSyntax, isDir, o)) }()
+			lr, lw := io.Pipe()
+			go func() {
+				err := writeLayer(cr, lw, rootfs)
+				cr.CloseWithError(io.ErrClosedPipe)
+				lw.CloseWithError(err)
+			}()
+			img, err = bs.b.e.Images.CreateImage(image.CreateOptions{Config: withHistory(cfg, createdBy, false), Layers: []io.Reader{lr}, Parent: st.parentID()})
+			lr.CloseWithError(io.ErrClosedPipe)
+			return err
+		})
+		return img, err
+	}
 	var img *image.Image
 	if st.img == nil {
 		tmp, err := os.MkdirTemp(bs.tmpRoot, "scratch-")
@@ -817,30 +939,38 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, dest, from
 			return err
 		}
 		defer os.RemoveAll(tmp)
-		if err := apply(tmp); err != nil {
-			return withPrefix(name, err)
+		if img, err = direct(tmp); errors.Is(err, errNeedExtract) {
+			if err := apply(tmp); err != nil {
+				return withPrefix(name, err)
+			}
+			img, err = bs.layerFromTar(st, cfg, createdBy, func(w io.Writer) error { return snapshot.ArchivePath(tmp, w, ".") })
 		}
-		img, err = bs.layerFromTar(st, cfg, createdBy, func(w io.Writer) error { return snapshot.ArchivePath(tmp, w, ".") })
 		if err != nil {
-			return err
+			return withPrefix(name, err)
 		}
 	} else {
 		id, err := bs.newContainer(st, []string{"/bin/sh", "-c", fmt.Sprintf("#(nop) %s %s in %s ", name, sum, dest)}, nil)
 		if err != nil {
 			return err
 		}
-		if err := bs.b.e.WithContainerRootfs(id, apply); err != nil {
-			return withPrefix(name, err)
-		}
-		if img, err = bs.commitContainer(st, id, cfg, createdBy); err != nil {
+		err = bs.b.e.WithContainerRootfs(id, func(rootfs string) (err error) {
+			img, err = direct(rootfs)
 			return err
+		})
+		if errors.Is(err, errNeedExtract) {
+			if err := bs.b.e.WithContainerRootfs(id, apply); err != nil {
+				return withPrefix(name, err)
+			}
+			img, err = bs.commitContainer(st, id, cfg, createdBy)
+		}
+		if err != nil {
+			return withPrefix(name, err)
 		}
 		bs.b.removeContainer(id)
 		bs.forget(id)
 	}
 	bs.remember(key, img)
-	st.img, st.cfg = img, img.Config
-	return nil
+	return st.use(img)
 }
 
 func withPrefix(name string, err error) error {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/moby/moby/api/types/container"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/wharfhq/wharf/internal/image"
@@ -28,9 +29,9 @@ func (e *Engine) WithContainerRootfs(ref string, fn func(rootfs string) error) e
 
 // BuildCommitOptions make an image from a build container.
 type BuildCommitOptions struct {
-	// Config is the complete new image config: Config, History (the new entry included), Author….
-	// RootFS is filled in by the image store.
-	Config ocispec.Image
+	// Config is the complete new image config: Config, History (the new entry included), Author…,
+	// Docker's Healthcheck/OnBuild/Shell. RootFS is filled in by the image store.
+	Config image.Config
 	// Skip, when set, leaves out non-directory diff entries it returns true for (mount targets
 	// the runtime created, such as an empty /etc/hosts). A diff whose every entry (directories
 	// included) Skip drops counts as empty.
@@ -129,4 +130,52 @@ func (e *Engine) filteredDiff(id string, skip func(*tar.Header) bool, w io.Write
 			return err
 		}
 	}
+}
+
+// dockerConfigFrom is the image-config side of a container config's Docker-only fields (commit
+// keeps them as Docker does).
+func dockerConfigFrom(cc *container.Config) image.DockerConfig {
+	var d image.DockerConfig
+	if cc == nil {
+		return d
+	}
+	d.OnBuild = cc.OnBuild
+	d.Shell = cc.Shell
+	d.Healthcheck = cc.Healthcheck // the same type (moby's container.HealthConfig is docker-image-spec's)
+	return d
+}
+
+// mergeImageHealthcheck gives a new container the image's HEALTHCHECK, field by field where the
+// container's own leaves a field unset (Docker's merge of a container config with its image's).
+func mergeImageHealthcheck(cfg *container.Config, img *image.Image) {
+	ih := img.Docker.Healthcheck
+	if ih == nil {
+		return
+	}
+	if cfg.Healthcheck == nil {
+		h := *ih
+		h.Test = append([]string(nil), ih.Test...)
+		cfg.Healthcheck = &h
+		return
+	}
+	h := *cfg.Healthcheck
+	if len(h.Test) == 0 {
+		h.Test = append([]string(nil), ih.Test...)
+	}
+	if h.Interval == 0 {
+		h.Interval = ih.Interval
+	}
+	if h.Timeout == 0 {
+		h.Timeout = ih.Timeout
+	}
+	if h.StartPeriod == 0 {
+		h.StartPeriod = ih.StartPeriod
+	}
+	if h.StartInterval == 0 {
+		h.StartInterval = ih.StartInterval
+	}
+	if h.Retries == 0 {
+		h.Retries = ih.Retries
+	}
+	cfg.Healthcheck = &h
 }

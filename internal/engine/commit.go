@@ -66,7 +66,7 @@ func (e *Engine) Commit(ref string, o CommitOptions) (*image.Image, error) {
 	cfg.History = append(append([]ocispec.History{}, parent.Config.History...), ocispec.History{Created: &now, CreatedBy: createdBy, Comment: o.Comment, Author: o.Author})
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(e.snaps.Diff(c.ID, pw)) }()
-	img, err := e.Images.CreateImage(image.CreateOptions{Config: cfg, Layers: []io.Reader{pr}, Parent: parent.ID, Ref: o.Ref})
+	img, err := e.Images.CreateImage(image.CreateOptions{Config: image.Config{Image: cfg, Docker: dockerConfigFrom(cc)}, Layers: []io.Reader{pr}, Parent: parent.ID, Ref: o.Ref})
 	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil {
 		return nil, err

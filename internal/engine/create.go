@@ -51,6 +51,7 @@ func (e *Engine) Create(ctx context.Context, opts CreateOptions) (*Container, []
 		return nil, nil, err
 	}
 	merged := mergeImageConfig(cfg, &img.Config.Config)
+	mergeImageHealthcheck(merged, img)
 	if len(merged.Entrypoint) == 0 && len(merged.Cmd) == 0 {
 		return nil, nil, Invalid("No command specified")
 	}

@@ -83,9 +83,10 @@ func (s *Store) commit(blobs []*spooled, imgs []*pendingImage) error {
 
 // CreateOptions describes an image made locally (import, commit, build).
 type CreateOptions struct {
-	// Config is the image config. RootFS.DiffIDs is filled in by CreateImage; when Parent is empty
-	// and DiffIDs is not, those diff IDs name layers already in the store, kept below the new ones.
-	Config ocispec.Image
+	// Config is the image config (Docker-only and unknown fields are written too). RootFS.DiffIDs
+	// is filled in by CreateImage; when Parent is empty and DiffIDs is not, those diff IDs name
+	// layers already in the store, kept below the new ones.
+	Config Config
 	// Layers are new layer tars (uncompressed, or gzip), bottom first, stacked on top of the
 	// parent's layers. Each is read once.
 	Layers []io.Reader
@@ -98,7 +99,7 @@ type CreateOptions struct {
 
 // Create implements API (docker import): CreateImage without a parent.
 func (s *Store) Create(cfg ocispec.Image, layers []io.Reader, ref string) (*Image, error) {
-	return s.CreateImage(CreateOptions{Config: cfg, Layers: layers, Ref: ref})
+	return s.CreateImage(CreateOptions{Config: Config{Image: cfg}, Layers: layers, Ref: ref})
 }
 
 // CreateImage stores the new layers and config and records the image. The image ID is the

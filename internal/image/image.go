@@ -29,7 +29,8 @@ type Image struct {
 	Created     time.Time
 	Size        int64 // sum of uncompressed layer sizes
 	Config      ocispec.Image
-	RawConfig   []byte // the config blob as stored (history, docker-only fields)
+	Docker      DockerConfig // the config's Docker-only fields (Healthcheck, OnBuild, Shell)
+	RawConfig   []byte       // the config blob as stored (history, docker-only fields)
 	Layers      []Layer
 	Parent      digest.Digest // for images made by build/commit (Docker's "Parent")
 }

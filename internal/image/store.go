@@ -180,9 +180,11 @@ func (s *Store) build(id digest.Digest, r *record, refs []string) (*Image, error
 		return nil, err
 	}
 	img := &Image{ID: id, RawConfig: raw, Parent: r.Parent}
-	if err := json.Unmarshal(raw, &img.Config); err != nil {
+	var full Config
+	if err := json.Unmarshal(raw, &full); err != nil {
 		return nil, fmt.Errorf("image %s: invalid config: %w", id, err)
 	}
+	img.Config, img.Docker = full.Image, full.Docker
 	if img.Config.Created != nil {
 		img.Created = *img.Config.Created
 	}

@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,7 @@ type imageConfig struct {
 		Interval time.Duration
 	}
 	OnBuild []string
+	Shell   []string
 }
 
 // fileEntry is what is compared for one path of an exported container filesystem.
@@ -139,6 +142,8 @@ COPY --chown=65534:65534 secret.txt /srv/secret/
 COPY --chown=1234 secret.txt /srv/secret/uid-only
 ADD bundle.tar /opt/bundle/
 ADD greeting.txt /opt/added.txt
+ADD {{url}}/files/remote.txt /opt/dl/
+ADD {{url}}/files/remote.tar /opt/remote-tar
 COPY *.md /docs/
 COPY . /ctx/
 RUN mkdir -p /srv/app/run && echo ran > /srv/app/run/out.txt && chmod 0750 /srv/app/run \
@@ -220,6 +225,22 @@ CMD ["cat", "/app/mid.txt"]
 		}
 	}
 
+	// ADD <url> sources: a loopback server both daemons reach (they run on this host).
+	var tarBody bytes.Buffer
+	writeBundleTarTo(t, &tarBody)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Last-Modified", time.Unix(1690000000, 0).UTC().Format(http.TimeFormat))
+		switch r.URL.Path {
+		case "/files/remote.txt":
+			io.WriteString(w, "remote file\n")
+		case "/files/remote.tar":
+			w.Write(tarBody.Bytes()) // ADD never extracts a download
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			files := map[string]string{}
@@ -227,7 +248,7 @@ CMD ["cat", "/app/mid.txt"]
 				for short, ref := range bases {
 					v = strings.ReplaceAll(v, "{{"+short+"}}", ref)
 				}
-				files[k] = v
+				files[k] = strings.ReplaceAll(v, "{{url}}", srv.URL)
 			}
 			dir := writeContext(t, files)
 			for name := range tc.tarFiles {
@@ -244,17 +265,6 @@ CMD ["cat", "/app/mid.txt"]
 				configs[i] = inspectConfig(t, c, tag)
 				layers[i] = strings.TrimSpace(c.ok(t, "image", "inspect", "-f", "{{len .RootFS.Layers}}", tag))
 				trees[i] = exportTree(t, c, tag, tc.prefixes)
-			}
-			// Known gap (issue 4): Wharf's image store keeps OCI image configs, which have no Healthcheck or
-			// OnBuild, so the builder records those steps in the history only. Once they are kept, they are
-			// compared like the rest.
-			if configs[0].Healthcheck == nil && configs[1].Healthcheck != nil {
-				t.Logf("known gap: HEALTHCHECK not kept in Wharf's image config (dockerd: %+v)", *configs[1].Healthcheck)
-				configs[1].Healthcheck = nil
-			}
-			if configs[0].OnBuild == nil && configs[1].OnBuild != nil {
-				t.Logf("known gap: ONBUILD not kept in Wharf's image config (dockerd: %q)", configs[1].OnBuild)
-				configs[1].OnBuild = nil
 			}
 			if !reflect.DeepEqual(configs[0], configs[1]) {
 				wj, _ := json.MarshalIndent(configs[0], "", "  ")
@@ -280,7 +290,15 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 func writeBundleTar(t *testing.T, path string) {
 	t.Helper()
 	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+	writeBundleTarTo(t, &buf)
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func writeBundleTarTo(t *testing.T, buf *bytes.Buffer) {
+	t.Helper()
+	tw := tar.NewWriter(buf)
 	mod := time.Unix(1700000000, 0)
 	add := func(h *tar.Header, body string) {
 		h.ModTime = mod
@@ -297,9 +315,6 @@ func writeBundleTar(t *testing.T, path string) {
 	add(&tar.Header{Name: "sub/y.txt", Typeflag: tar.TypeReg, Mode: 0o600}, "y\n")
 	add(&tar.Header{Name: "latest", Typeflag: tar.TypeSymlink, Linkname: "bin/run.sh", Mode: 0o777}, "")
 	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

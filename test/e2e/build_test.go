@@ -207,7 +207,8 @@ func TestBuildErrors(t *testing.T) {
 			{"FROM busybox\nCOPY ../outside /x\n", "COPY failed: forbidden path outside the build context: ../outside ()", 1},
 			{"FROM busybox\nCOPY nothere /x\n", "COPY failed: file not found in build context", 1},
 			{"FROM busybox AS a\nCOPY --from=nostage /x /x\n", "invalid from flag value nostage", 1},
-			{"FROM wharf-no-such-image-x\n", "pull access denied for wharf-no-such-image-x", 1},
+			// A missing base is pulled, as dockerd does (a registry nobody listens on: no outside address).
+			{"FROM 127.0.0.1:1/wharf-no-such-image-x\n", `Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused`, 1},
 		}
 		for _, tc := range cases {
 			dir := writeContext(t, map[string]string{"Dockerfile": tc.dockerfile, "f": "x"})

@@ -177,6 +177,15 @@ func (s *Server) imageInspect(r *request, ref string) error {
 	if cc.StopSignal != "" {
 		cfg["StopSignal"] = cc.StopSignal
 	}
+	if img.Docker.OnBuild != nil {
+		cfg["OnBuild"] = img.Docker.OnBuild
+	}
+	if img.Docker.Healthcheck != nil {
+		cfg["Healthcheck"] = img.Docker.Healthcheck
+	}
+	if len(img.Docker.Shell) > 0 {
+		cfg["Shell"] = img.Docker.Shell
+	}
 	var layers []string
 	for _, l := range img.Layers {
 		layers = append(layers, l.DiffID.String())
