@@ -40,36 +40,32 @@ const pollInterval = 500 * time.Millisecond
 // first; a follow carries on into the new file when the log rotates.
 func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream string, t time.Time, line []byte) error) error {
 	r := &reader{opts: opts, fn: fn, buf: make([]byte, 0, 64*1024)}
-	f, err := os.Open(path)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	olds, f, err := openLog(path, nil) // oldest first, and the current file (nil if none yet)
+	if err != nil {
 		return err
 	}
 	defer func() {
 		if f != nil {
 			f.Close()
 		}
+		for _, of := range olds {
+			of.Close()
+		}
 	}()
 	// Where to start: the tail may reach back into rotated files.
-	olds := rotatedFiles(path) // oldest first
 	start, startOff := 0, int64(0)
 	if opts.Tail >= 0 {
 		start, startOff = len(olds), int64(0)
 		need := opts.Tail
 		for i := len(olds); i >= 0; i-- {
-			var tf *os.File
-			if i == len(olds) {
-				tf = f
-			} else if tf, err = os.Open(olds[i]); err != nil {
-				break
+			tf := f
+			if i < len(olds) {
+				tf = olds[i]
 			}
 			var off int64
 			var n int
 			if tf != nil {
-				off, n, err = tailOffsetCount(tf, need)
-				if tf != f {
-					tf.Close()
-				}
-				if err != nil {
+				if off, n, err = tailOffsetCount(tf, need); err != nil {
 					return err
 				}
 			}
@@ -81,17 +77,11 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream str
 		}
 	}
 	for i := start; i < len(olds); i++ {
-		of, err := os.Open(olds[i])
-		if err != nil {
-			continue // rotated away meanwhile
-		}
 		r.off, r.buf = 0, r.buf[:0]
 		if i == start {
 			r.off = startOff
 		}
-		done, err := r.drain(of)
-		of.Close()
-		if done || err != nil {
+		if done, err := r.drain(olds[i]); done || err != nil {
 			return err
 		}
 	}
@@ -171,11 +161,11 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream str
 				if done, err := r.drain(f); done || err != nil {
 					return err
 				}
-				for _, p := range rotatedAfter(path, f) {
-					of, err := os.Open(p)
-					if err != nil {
-						continue
-					}
+				newer, cur, err := openLog(path, f)
+				if err != nil {
+					return err
+				}
+				for _, of := range newer {
 					r.off, r.buf = 0, r.buf[:0]
 					done, err := r.drain(of)
 					of.Close()
@@ -184,10 +174,14 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream str
 					}
 				}
 				f.Close()
-				f = nil
+				f = cur
+				r.off, r.buf = 0, r.buf[:0]
 				if w != nil {
 					w.close()
 					w = nil
+				}
+				if f != nil {
+					w = newWatcher(path)
 				}
 				again = true
 				continue
@@ -199,38 +193,59 @@ func Read(ctx context.Context, path string, opts ReadOptions, fn func(stream str
 	}
 }
 
-// rotatedAfter lists, oldest first, the rotated files of the log at path that
-// are newer than f (itself a rotated file by now; none if it is not found).
-func rotatedAfter(path string, f *os.File) []string {
-	st, err := f.Stat()
-	if err != nil {
-		return nil
-	}
-	olds := rotatedFiles(path)
-	for i, p := range olds {
-		if fi, err := os.Stat(p); err == nil && os.SameFile(fi, st) {
-			return olds[i+1:]
+// openLog opens, under a shared lock of the folder (so never in the middle
+// of a rotation), the rotated files of the log at path, oldest first, and the
+// current file (nil if there is none yet). With newerThan, only the rotated
+// files that came after that one (itself rotated by now) are opened; none if
+// it is gone. The open files stay readable whatever renames follow.
+func openLog(path string, newerThan *os.File) (olds []*os.File, cur *os.File, err error) {
+	unlock := lockDir(path, unix.LOCK_SH)
+	defer unlock()
+	var after os.FileInfo
+	if newerThan != nil {
+		if after, err = newerThan.Stat(); err != nil {
+			return nil, nil, err
 		}
 	}
-	return nil
-}
-
-// rotatedFiles lists the rotated files of the log at path that exist, oldest first.
-func rotatedFiles(path string) []string {
-	var out []string
+	var names []string // newest first
 	for i := 1; ; i++ {
 		p := RotatedName(path, i)
 		if _, err := os.Lstat(p); err != nil {
 			break
 		}
-		out = append(out, p)
+		names = append(names, p)
 	}
-	slices.Reverse(out)
-	return out
+	for _, p := range names {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if after != nil {
+			if st, err := f.Stat(); err == nil && os.SameFile(st, after) {
+				f.Close()
+				break // older ones were read already
+			}
+		}
+		olds = append(olds, f)
+	}
+	slices.Reverse(olds)
+	cur, err = os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return olds, nil, nil
+		}
+		for _, f := range olds {
+			f.Close()
+		}
+		return nil, nil, err
+	}
+	return olds, cur, nil
 }
 
 // rotated reports whether path no longer names the file f.
 func rotated(path string, f *os.File) bool {
+	unlock := lockDir(path, unix.LOCK_SH)
+	defer unlock()
 	fi, err := os.Stat(path)
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist)

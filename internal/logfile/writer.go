@@ -13,10 +13,13 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // MaxLine is the largest "log" payload of one entry (Docker's copier buffer size).
@@ -61,12 +64,31 @@ func OpenRotating(path string, rot Rotation) (*Writer, error) {
 	return w, nil
 }
 
+// lockDir takes a flock (how: LOCK_EX or LOCK_SH) on the folder of path; the returned func releases it.
+// Without a lock (an unusual file system) rotation and reading still work, only less exactly.
+func lockDir(path string, how int) func() {
+	fd, err := unix.Open(filepath.Dir(path), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return func() {}
+	}
+	for {
+		err = unix.Flock(fd, how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	return func() { unix.Close(fd) }
+}
+
 // RotatedName is the name of the n-th older file of the log at path (n ≥ 1).
 func RotatedName(path string, n int) string { return path + "." + strconv.Itoa(n) }
 
 // rotateLocked moves the current file aside and starts a new one. With
 // MaxFiles 1 the old content is dropped, as Docker does.
 func (w *Writer) rotateLocked() (err error) {
+	// Readers list the rotated files under a shared lock of the folder: they never see the renames half done.
+	unlock := lockDir(w.path, unix.LOCK_EX)
+	defer unlock()
 	if err := w.f.Close(); err != nil {
 		return err
 	}
