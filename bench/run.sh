@@ -120,9 +120,9 @@ per=$(( ( (after - idle) + shims ) / M ))
 echo "daemon RSS with $M containers: $((after / 1024)) MB; shims total private (RssAnon): $((shims / 1024)) MB"
 echo "per container beyond its own processes: $per kB"
 
-# The other areas' benchmarks, each with its own daemon (BENCH_AREAS="network build" to choose).
+# The other areas' benchmarks, each with its own daemon (BENCH_AREAS="network build" to choose, BENCH_AREAS= for none).
 cleanup; trap - EXIT
-for area in ${BENCH_AREAS:-network build registry kube}; do
+for area in ${BENCH_AREAS-network build registry kube}; do
   if [ -f "bench/$area.sh" ]; then
     echo
     echo "######## $area"
