@@ -881,18 +881,27 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, extra []co
 	if bs.cached(st, key) {
 		return nil
 	}
+	// options are the copy's owner and mode (--chown names resolve in the image being built).
+	options := func(rootfs string) (copyOptions, error) {
+		o := copyOptions{chmod: mode, add: add}
+		if chown != "" {
+			var err error
+			if o.uid, o.gid, err = parseChown(chown, rootfs); err != nil {
+				return o, err
+			}
+			o.chown = true
+		}
+		return o, nil
+	}
 	apply := func(rootfs string) error {
 		return withSrc(func(root string) error {
 			res, err := resolve(root)
 			if err != nil {
 				return err
 			}
-			o := copyOptions{chmod: mode, add: add}
-			if chown != "" {
-				if o.uid, o.gid, err = parseChown(chown, rootfs); err != nil {
-					return err
-				}
-				o.chown = true
+			o, err := options(rootfs)
+			if err != nil {
+				return err
 			}
 			isDir := rootIsDir(rootfs)
 			pr, pw := io.Pipe()
@@ -910,12 +919,9 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, extra []co
 			if err != nil {
 				return err
 			}
-			o := copyOptions{chmod: mode, add: add}
-			if chown != "" {
-				if o.uid, o.gid, err = parseChown(chown, rootfs); err != nil {
-					return err
-				}
-				o.chown = true
+			o, err := options(rootfs)
+			if err != nil {
+				return err
 			}
 			isDir := rootIsDir(rootfs)
 			cr, cw := io.Pipe()
