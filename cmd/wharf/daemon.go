@@ -17,6 +17,7 @@ import (
 	"github.com/wharfhq/wharf/internal/engine"
 	"github.com/wharfhq/wharf/internal/memtrim"
 	"github.com/wharfhq/wharf/internal/registry"
+	"github.com/wharfhq/wharf/internal/runtime"
 	"github.com/wharfhq/wharf/internal/runtime/shimbin"
 )
 
@@ -28,6 +29,8 @@ type daemonOptions struct {
 	debug    bool
 	bridge   string
 	subnet   string
+	// favorDynmods: cheap cgroup migrations (see runtime.FavorDynmods)
+	favorDynmods bool
 	// Kubernetes API
 	kubePort          int
 	noKube            bool
@@ -55,6 +58,7 @@ func newDaemonCommand() *cobra.Command {
 	f.BoolVarP(&o.debug, "debug", "D", false, "Enable debug mode")
 	f.StringVar(&o.bridge, "bridge-name", "wharf0", "Name of the default bridge")
 	f.StringVar(&o.subnet, "bip-subnet", "", "Subnet of the default bridge (default: the first free one)")
+	f.BoolVar(&o.favorDynmods, "cgroup-favordynmods", true, "Set the cgroup2 root flag favordynmods, so that moving a container's init into its cgroups does not wait for an RCU grace period")
 	f.IntVar(&o.kubePort, "kube-port", 6443, "Port of the Kubernetes API (HTTPS)")
 	f.BoolVar(&o.noKube, "no-kube", false, "Do not serve the Kubernetes API")
 	f.StringVar(&o.datastoreEndpoint, "datastore-endpoint", "", "etcd endpoint(s) for cluster state (default: embedded bbolt)")
@@ -84,6 +88,17 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	}
 	if docker.RegistryClient.Insecure, err = registry.NormalizeInsecureRegistries(o.insecureRegistries); err != nil {
 		return err
+	}
+	if o.favorDynmods {
+		on, changed, err := runtime.FavorDynmods(filepath.Join(o.execRoot, "cgroup2-flags"))
+		switch {
+		case err != nil:
+			log.Warn("could not set the cgroup2 root flag favordynmods; each container start may wait for an RCU grace period", "err", err)
+		case changed:
+			log.Info("cgroup2 root flag favordynmods set: task migrations no longer wait for an RCU grace period")
+		case !on:
+			log.Debug("cgroup2 root flags are not ours to set here (not in the host's cgroup namespace)")
+		}
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
