@@ -25,6 +25,7 @@ func (e *Engine) withRootfs(c *Container, fn func(rootfs string) error) error {
 	if err != nil {
 		return err
 	}
+	e.awaitTeardown(c.ID) // else its unmount could come after our mount
 	c.mu.Lock()
 	running := c.Running()
 	c.mu.Unlock()

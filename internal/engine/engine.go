@@ -49,6 +49,7 @@ type Engine struct {
 	containers map[string]*Container
 	names      map[string]string // "/name" → id
 	execs      map[string]*Exec
+	td         teardowns // background teardowns of ended runs (teardown.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -86,7 +87,8 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Log, db: db, ev: newEvents(),
-		containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{}}
+		containers: map[string]*Container{}, names: map[string]string{}, execs: map[string]*Exec{},
+		td: teardowns{m: map[string]chan struct{}{}}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 
 	imgs, err := image.Open(filepath.Join(cfg.DataRoot, "image"))
@@ -189,6 +191,11 @@ func (e *Engine) restore() error {
 		e.names[c.Name] = c.ID
 		if !c.Running() && c.State.Status != StateRestarting {
 			close(c.exited)
+			// a crash during its background teardown may have left its task and mount
+			if t, err := e.rt.Load(c.ID); err == nil {
+				t.Delete()
+			}
+			e.snaps.Unmount(c.ID)
 			if c.HostConfig != nil && c.HostConfig.AutoRemove && c.State.HasBeenStarted {
 				c.State.Status = StateRemoving
 				autoRemove = append(autoRemove, c)
@@ -222,6 +229,11 @@ func (e *Engine) restore() error {
 			e.saveContainer(c)
 		}
 	}
+	known := map[string]bool{}
+	for _, c := range recs {
+		known[c.ID] = true
+	}
+	e.sweepOrphans(known)
 	if err := e.net.Reconcile(keepNet); err != nil {
 		e.log.Warn("network reconcile", "err", err)
 	}

@@ -198,6 +198,7 @@ func (e *Engine) Network(ref string) (wnet.Info, error) {
 
 // RemoveNetwork removes a user-defined network without running containers on it.
 func (e *Engine) RemoveNetwork(ref string) error {
+	e.awaitAllTeardowns() // containers that just ended are still detaching
 	info, err := e.net.Network(ref)
 	if err != nil {
 		return networkError(err)
@@ -213,6 +214,7 @@ func (e *Engine) RemoveNetwork(ref string) error {
 // for (label filters); it returns their names.
 func (e *Engine) PruneNetworks(keep func(wnet.Info) bool) []string {
 	var out []string
+	e.awaitAllTeardowns()
 	for _, n := range e.net.Networks() {
 		if n.BuiltIn || keep != nil && !keep(n) {
 			continue

@@ -68,6 +68,11 @@ func (e *Engine) Remove(ref string, opts RemoveOptions) error {
 // teardown says whether its task and network may still need tearing down.
 func (e *Engine) removeLocked(c *Container, volumes, teardown bool) {
 	e.finishRemove(c, teardown)
+	e.afterRemove(c, volumes)
+}
+
+// afterRemove removes a removed container's anonymous volumes (with volumes) and says it is gone.
+func (e *Engine) afterRemove(c *Container, volumes bool) {
 	if volumes {
 		for _, m := range c.Mounts {
 			if m.Type == mount.TypeVolume {
@@ -84,6 +89,7 @@ func (e *Engine) removeLocked(c *Container, volumes, teardown bool) {
 // repeat after a crash. teardown=false skips the task and network, which the
 // caller has just torn down itself.
 func (e *Engine) finishRemove(c *Container, teardown bool) {
+	e.awaitTeardown(c.ID)
 	if teardown {
 		if t, err := e.rt.Load(c.ID); err == nil {
 			t.Kill(9)
@@ -91,11 +97,23 @@ func (e *Engine) finishRemove(c *Container, teardown bool) {
 		}
 		e.net.Detach(c.ID)
 	}
+	e.removeStorage(c)
+	e.forget(c)
+}
+
+// removeStorage deletes the container's writable layer and folder.
+func (e *Engine) removeStorage(c *Container) {
 	if err := e.snaps.Remove(c.ID); err != nil {
 		e.log.Warn("remove rootfs", "id", c.ShortID(), "err", err)
 	}
 	os.RemoveAll(c.Dir)
-	e.deleteContainerRecord(c.ID)
+}
+
+// forget deletes the container's record and its name, and wakes those waiting for its removal.
+func (e *Engine) forget(c *Container) {
+	if err := e.deleteContainerRecord(c.ID); err != nil {
+		e.log.Error("delete container record", "id", c.ShortID(), "err", err)
+	}
 	e.mu.Lock()
 	delete(e.containers, c.ID)
 	if e.names[c.Name] == c.ID {

@@ -56,6 +56,8 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 		c.pendingAttach = 0
 	}()
 	t0 := time.Now()
+	// The previous run's teardown (restart policies, docker start right after an exit) must be over.
+	e.awaitTeardown(c.ID)
 	img, ierr := e.Images.Resolve(c.ImageID)
 	if ierr != nil {
 		return NotFound("No such image: %s", c.ImageRef)
@@ -92,6 +94,10 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 	req.Ports, err = portBindings(c.HostConfig.PortBindings)
 	if err != nil {
 		return err
+	}
+	if len(req.Ports) > 0 || req.IP != nil {
+		// host ports and fixed addresses of runs that just ended are freed by their teardowns
+		e.awaitAllTeardowns()
 	}
 	tMount := time.Since(t0)
 	att, err = e.net.Attach(req)
@@ -248,11 +254,7 @@ func (e *Engine) monitor(c *Container, task runtime.Task) {
 		c.mu.Unlock()
 		return
 	}
-	task.Delete()
-	tDel := time.Since(tExit)
 	c.task = nil
-	e.net.Detach(c.ID)
-	e.snaps.Unmount(c.ID)
 	c.Net = nil
 	c.State.Status = StateExited
 	c.State.Pid = 0
@@ -268,11 +270,19 @@ func (e *Engine) monitor(c *Container, task runtime.Task) {
 	}
 	waiters := c.waitNext
 	c.waitNext = nil
-	close(c.exited)
 	// --rm goes straight from running to removed: the record is deleted once
 	// instead of saved as exited, then as removing, then deleted (a crash in
 	// between leaves a running --rm container, which restore removes).
 	autoRemove := c.HostConfig.AutoRemove && !restart
+	// What the run held (runtime state, cgroups, network, mount) is released in the background:
+	// nothing a client sees waits for it (teardown.go). It starts before anyone can see the exit,
+	// so that a start or rm that follows (and holds c.mu) waits for it; it never takes c.mu.
+	var then func()
+	if autoRemove {
+		then = func() { e.removeStorage(c) }
+	}
+	e.startTeardown(c.ID, task, then)
+	close(c.exited)
 	if autoRemove {
 		c.State.Status = StateRemoving
 	} else {
@@ -280,11 +290,12 @@ func (e *Engine) monitor(c *Container, task runtime.Task) {
 	}
 	delay := restartDelay(c)
 	c.mu.Unlock()
-	e.log.Debug("exited", "id", c.ShortID(), "code", st.Code, "task-delete", tDel, "cleanup", time.Since(tExit))
+	e.log.Debug("exited", "id", c.ShortID(), "code", st.Code, "took", time.Since(tExit))
 	e.containerEvent(c, "die", map[string]string{"exitCode": strconv.Itoa(st.Code)})
 	if autoRemove {
 		t := time.Now()
-		e.removeLocked(c, true, false)
+		e.forget(c)
+		e.afterRemove(c, true)
 		e.log.Debug("auto-removed", "id", c.ShortID(), "took", time.Since(t))
 	}
 	for _, w := range waiters {

@@ -26,11 +26,11 @@ type (
 )
 
 var (
-	writeFrame      = monitor.WriteFrame
-	readFrame       = monitor.ReadFrame
-	writeJSONLine   = monitor.WriteJSONLine
-	writeFileAtomic = monitor.WriteFileAtomic
-	setWinsize      = monitor.SetWinsize
+	writeFrame     = monitor.WriteFrame
+	readFrame      = monitor.ReadFrame
+	writeJSONLine  = monitor.WriteJSONLine
+	writeStateFile = monitor.WriteStateFile
+	setWinsize     = monitor.SetWinsize
 )
 
 const (

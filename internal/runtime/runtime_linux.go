@@ -127,7 +127,7 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, shimConfigFile), b, 0o600); err != nil {
+	if err := writeStateFile(filepath.Join(dir, shimConfigFile), b, 0o600); err != nil {
 		return fail(err)
 	}
 
@@ -515,7 +515,7 @@ func (t *task) waitOrphan(ctx context.Context) (ExitStatus, error) {
 	}
 	rec := exitRecord{Code: 255, ExitedAt: time.Now().UTC()}
 	b, _ := json.Marshal(rec)
-	if err := writeFileAtomic(filepath.Join(t.dir, exitFile), b, 0o644); err != nil {
+	if err := writeStateFile(filepath.Join(t.dir, exitFile), b, 0o644); err != nil {
 		return ExitStatus{}, err
 	}
 	return exitStatusOf(rec), nil

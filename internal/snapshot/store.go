@@ -379,3 +379,21 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return err
 }
+
+// Keys lists the writable layers there are (mounted or not), for sweeping those no container owns.
+func (s *Store) Keys() ([]string, error) {
+	ents, err := os.ReadDir(s.containersDir())
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var keys []string
+	for _, e := range ents {
+		if e.IsDir() && keyRE.MatchString(e.Name()) {
+			keys = append(keys, e.Name())
+		}
+	}
+	return keys, nil
+}

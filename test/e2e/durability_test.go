@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestDaemonKill9KeepsContainers: containers outlive a kill -9 of the daemon, their output is still logged
@@ -62,4 +65,73 @@ func TestDaemonKill9KeepsContainers(t *testing.T) {
 		t.Errorf("stop after reattach: %q", st)
 	}
 	c.ok(t, "rm", "-f", "ticker", "always")
+}
+
+// TestRestoreSweepsOrphans pins the crash window of the background teardown (internal/engine/teardown.go):
+// a --rm container's record is deleted before its runtime state, network endpoint, rootfs mount and
+// folders are released. The window is made by hand: kill -9 the daemon while a container runs, delete
+// its record, start the daemon again. Nothing of it may be left: no process, shim, state folder,
+// cgroup, netns, veth, mount, writable layer or container folder.
+func TestRestoreSweepsOrphans(t *testing.T) {
+	needWharf(t)
+	d, err := startDaemon(shared.bin, bridgeName("sw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop(true)
+	if err := loadBaseImages(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	id := strings.TrimSpace(c.ok(t, "run", "-d", "--rm", "-p", "127.0.0.1::80", "busybox", "sleep", "600"))
+	pid := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.State.Pid}}", id))
+	shimPid, err := os.ReadFile(filepath.Join(d.execRoot, "runtime", id, "shim.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.kill9()
+	db, err := bolt.Open(filepath.Join(d.dataRoot, "engine.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("containers")).Delete([]byte(id)) }); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	if out := c.ok(t, "ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Errorf("ps -a after restart: %q", out)
+	}
+	waitFor(t, func() bool {
+		_, e1 := os.Stat("/proc/" + pid)
+		_, e2 := os.Stat("/proc/" + strings.TrimSpace(string(shimPid)))
+		return os.IsNotExist(e1) && os.IsNotExist(e2)
+	})
+	for _, p := range []string{
+		filepath.Join(d.execRoot, "runtime", id),
+		filepath.Join(d.execRoot, "netns", id),
+		filepath.Join(d.dataRoot, "snapshots", "containers", id),
+		filepath.Join(d.dataRoot, "containers", id),
+	} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s is left after restore (%v)", p, err)
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), id) {
+		t.Errorf("a mount of %s is left", id[:12])
+	}
+	cg, _ := filepath.Glob("/sys/fs/cgroup/*/wharf/" + id)
+	cg2, _ := filepath.Glob("/sys/fs/cgroup/wharf/" + id)
+	if len(cg)+len(cg2) > 0 {
+		t.Errorf("cgroups left: %v %v", cg, cg2)
+	}
+	links, _ := exec.Command("ip", "-o", "link", "show", "master", d.bridge).Output()
+	if strings.TrimSpace(string(links)) != "" {
+		t.Errorf("veths still on %s: %s", d.bridge, links)
+	}
+	// The freed host port and name can be used again.
+	c.ok(t, "run", "--rm", "busybox", "true")
 }

@@ -317,7 +317,7 @@ func (m *monitor) finish(ws unix.WaitStatus) {
 	}
 	rec := ExitRecord{Code: ExitCode(ws), ExitedAt: exitedAt, OOMKilled: oomKilled(m.st.OOMFile)}
 	b, _ := json.Marshal(rec)
-	if err := WriteFileAtomic(filepath.Join(m.st.Dir, ExitFile), b, 0o644); err != nil {
+	if err := WriteStateFile(filepath.Join(m.st.Dir, ExitFile), b, 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "writing exit status:", err)
 	}
 
