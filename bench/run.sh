@@ -87,11 +87,17 @@ if command -v podman >/dev/null; then
     R[podman_nonet]=$(median_ms "${P[@]}" --network none $PIMG true || echo "")
   fi
 fi
+if command -v docker >/dev/null && docker -H unix:///var/run/docker.sock version >/dev/null 2>&1 &&
+  ! docker -H unix:///var/run/docker.sock image inspect busybox >/dev/null 2>&1; then
+  # the same image, handed to the real dockerd (no registry here)
+  "$BIN" -H "$HOST" save busybox | docker -H unix:///var/run/docker.sock load >/dev/null 2>&1 || true
+fi
 if command -v docker >/dev/null && docker -H unix:///var/run/docker.sock image inspect busybox >/dev/null 2>&1; then
   R[real_dockerd]=$(median_ms docker -H unix:///var/run/docker.sock run --rm busybox true)
 fi
 
 echo "== run --rm busybox true: median of $N runs (ms), ratio to ${FLOOR:-none}"
+echo "(cgroup2 root flags: $(awk '$9 == "cgroup2" {print $NF; exit}' /proc/self/mountinfo); with favordynmods no start waits for an RCU grace period, bare runtimes included)"
 echo "(wharf_api is a mean over N runs; the others are medians; *_nonet: --network none, like bare crun's spec)"
 for k in wharf_api wharf_cli wharf_cli_nonet docker_cli_wharf bare_crun bare_runc podman podman_nonet real_dockerd; do
   [ -n "${R[$k]:-}" ] || continue
@@ -101,13 +107,14 @@ for k in wharf_api wharf_cli wharf_cli_nonet docker_cli_wharf bare_crun bare_run
 done
 
 # Memory: the daemon idle, then per running container (daemon growth + the shim; the container's own processes excluded).
-sleep 1
+# The daemon gives memory back after 2 s without API requests (memtrim.IdleTrimmer): idle means after that.
+sleep 3
 idle=$(rss_kb "$DPID")
 echo "== memory"
-echo "daemon idle RSS: $((idle / 1024)) MB ($idle kB)"
+echo "daemon idle RSS: $((idle / 1024)) MB ($idle kB; private $(anon_kb "$DPID") kB, pages of the binary $(awk '/RssFile/ {print $2}' "/proc/$DPID/status") kB)"
 M=${M:-10}
 for i in $(seq "$M"); do "$BIN" -H "$HOST" run -d --name "mem$i" busybox sleep 600 >/dev/null; done
-sleep 1
+sleep 3
 after=$(rss_kb "$DPID")
 shims=0
 for p in /proc/[0-9]*; do

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -109,6 +110,10 @@ func runDaemon(ctx context.Context, o daemonOptions) error {
 	}
 	defer e.Close()
 	api := docker.New(e, version, log)
+	// After a burst of requests, give back the heap's free pages and the executable's pages it touched.
+	trimmer := memtrim.NewIdleTrimmer(2 * time.Second)
+	api.Activity = trimmer.Touch
+	go trimmer.Run(ctx)
 	registerBuilder(api, e, log)
 	errc := make(chan error, len(o.hosts)+1)
 	for _, h := range o.hosts {

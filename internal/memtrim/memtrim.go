@@ -8,9 +8,13 @@ package memtrim
 
 import (
 	"bufio"
+	"context"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -49,4 +53,58 @@ func TrimExecutable() (uint64, error) {
 		}
 	}
 	return total, sc.Err()
+}
+
+// IdleTrimmer gives memory back once a burst of work is over. Go keeps freed heap pages for a while
+// and a burst touches much of the executable again, so a daemon that just ran a hundred containers
+// shows twice its idle RSS for minutes. After quiet (no Touch) it frees the heap's unused pages and
+// drops the executable's resident pages, once per burst.
+type IdleTrimmer struct {
+	quiet time.Duration
+	mu    sync.Mutex
+	last  time.Time
+	dirty bool
+	trims int
+}
+
+// NewIdleTrimmer returns a trimmer that acts after quiet without Touch.
+func NewIdleTrimmer(quiet time.Duration) *IdleTrimmer { return &IdleTrimmer{quiet: quiet} }
+
+// Touch records activity (a request began or ended).
+func (t *IdleTrimmer) Touch() {
+	t.mu.Lock()
+	t.last = time.Now()
+	t.dirty = true
+	t.mu.Unlock()
+}
+
+// Trims says how many times the trimmer has acted.
+func (t *IdleTrimmer) Trims() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.trims
+}
+
+// Run checks for quiet until ctx ends.
+func (t *IdleTrimmer) Run(ctx context.Context) {
+	tick := time.NewTicker(t.quiet / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		t.mu.Lock()
+		due := t.dirty && time.Since(t.last) >= t.quiet
+		if due {
+			t.dirty = false
+			t.trims++
+		}
+		t.mu.Unlock()
+		if due {
+			debug.FreeOSMemory()
+			TrimExecutable()
+		}
+	}
 }

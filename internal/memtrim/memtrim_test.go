@@ -1,10 +1,12 @@
 package memtrim
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func rssFileKB(t *testing.T) int {
@@ -38,5 +40,37 @@ func TestTrimExecutableKeepsWorkingAndReleases(t *testing.T) {
 	// The process still runs code from the dropped pages.
 	if s := strings.Repeat("x", 3); s != "xxx" {
 		t.Fatal("impossible")
+	}
+}
+
+// After a burst (a few MB of garbage and Touch calls), quiet makes the trimmer act once; more quiet
+// without Touch does not make it act again.
+func TestIdleTrimmerActsOncePerBurst(t *testing.T) {
+	tr := NewIdleTrimmer(100 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go tr.Run(ctx)
+	var keep [][]byte
+	for i := 0; i < 64; i++ {
+		keep = append(keep, make([]byte, 64<<10))
+		tr.Touch()
+	}
+	keep = nil
+	_ = keep
+	deadline := time.Now().Add(3 * time.Second)
+	for tr.Trims() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if tr.Trims() != 1 {
+		t.Fatalf("trims after a burst and quiet: %d, want 1", tr.Trims())
+	}
+	time.Sleep(300 * time.Millisecond)
+	if tr.Trims() != 1 {
+		t.Fatalf("trims without new activity: %d, want still 1", tr.Trims())
+	}
+	tr.Touch()
+	time.Sleep(400 * time.Millisecond)
+	if tr.Trims() != 2 {
+		t.Fatalf("trims after a second burst: %d, want 2", tr.Trims())
 	}
 }

@@ -38,7 +38,9 @@ type Server struct {
 	Builder BuildFunc
 	// BuildPrune, when set, empties the build cache (POST /build/prune); it returns the entries removed.
 	BuildPrune func() (int, error)
-	http       *http.Server
+	// Activity, when set, is called as each request begins and ends (the daemon trims memory when idle).
+	Activity func()
+	http     *http.Server
 }
 
 // BuildFunc runs a legacy-builder build, writing Docker's JSON stream to out.
@@ -86,6 +88,10 @@ func (r *request) bool(k string) bool {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
+	if s.Activity != nil {
+		s.Activity()
+		defer s.Activity()
+	}
 	h := w.Header()
 	h.Set("Api-Version", APIVersion)
 	h.Set("Ostype", "linux")
