@@ -135,6 +135,9 @@ func (e *Engine) Close() error {
 	if c, ok := e.net.(interface{ Close() error }); ok {
 		c.Close()
 	}
+	if c, ok := e.rt.(interface{ Close() error }); ok {
+		c.Close() // the idle shim started ahead
+	}
 	return e.db.Close()
 }
 

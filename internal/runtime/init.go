@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"runtime/debug"
+
 	"github.com/opencontainers/runc/libcontainer"
 
 	// device cgroup rules (v1 and v2 eBPF) register themselves here.
@@ -11,5 +13,8 @@ import (
 
 // Init runs libcontainer's container init (argv[1] == InitArg). It never returns.
 func Init() {
+	// The init lives for a few milliseconds, until it exec's the container's process: collecting
+	// garbage would only delay that (with the default target, a cycle or two per start).
+	debug.SetGCPercent(-1)
 	libcontainer.Init()
 }

@@ -37,6 +37,7 @@ type Runtime struct {
 	root         string
 	binary       string
 	cgroupParent string
+	warm         warmPool // an idle shim started ahead (warmshim_linux.go)
 }
 
 var _ API = (*Runtime)(nil)
@@ -75,7 +76,12 @@ func New(root string, binary string) (*Runtime, error) {
 	if err := os.MkdirAll(root, 0o711); err != nil {
 		return nil, err
 	}
-	return &Runtime{root: root, binary: binary, cgroupParent: DefaultCgroupParent}, nil
+	r := &Runtime{root: root, binary: binary, cgroupParent: DefaultCgroupParent}
+	if mon, err := os.Stat(filepath.Join(binDir, monitorBinary)); err == nil && mon.Mode().IsRegular() &&
+		os.Getenv("WHARF_SHIM_NO_MONITOR") == "" && os.Getenv("WHARF_NO_WARM_SHIM") == "" {
+		r.warm.enabled = true
+	}
+	return r, nil
 }
 
 // within reports whether path is dir or inside it.
@@ -131,32 +137,48 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 		return fail(err)
 	}
 
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return fail(err)
-	}
-	logf, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		pr.Close()
+	// The idle shim started ahead, if there is one; else a new one. Either way, once this start
+	// is over, another is made ready for the next.
+	defer r.refillWarm()
+	var (
+		pr       *os.File
+		shimProc *os.Process
+		shimDone chan struct{}
+	)
+	if w := r.takeWarm(); w != nil && w.hand(spec.ID) == nil {
+		pr, shimProc, shimDone = w.report, w.cmd.Process, w.done
+	} else {
+		if w != nil {
+			w.cmd.Process.Kill()
+			w.stop()
+		}
+		p, pw, err := os.Pipe()
+		if err != nil {
+			return fail(err)
+		}
+		logf, err := os.OpenFile(filepath.Join(dir, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			p.Close()
+			pw.Close()
+			return fail(err)
+		}
+		cmd := exec.Command(r.binary, ShimArg, r.root, spec.ID)
+		cmd.Dir = "/"
+		cmd.Env = shimEnv()
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.ExtraFiles = []*os.File{pw}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		err = cmd.Start()
 		pw.Close()
-		return fail(err)
+		logf.Close()
+		if err != nil {
+			p.Close()
+			return fail(fmt.Errorf("starting the shim: %w", err))
+		}
+		pr, shimProc, shimDone = p, cmd.Process, make(chan struct{})
+		go func() { cmd.Wait(); close(shimDone) }() // reap it whenever it ends
 	}
-	cmd := exec.Command(r.binary, ShimArg, r.root, spec.ID)
-	cmd.Dir = "/"
-	cmd.Env = shimEnv()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{pw}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	err = cmd.Start()
-	pw.Close()
-	logf.Close()
-	if err != nil {
-		pr.Close()
-		return fail(fmt.Errorf("starting the shim: %w", err))
-	}
-	_ = os.WriteFile(filepath.Join(dir, shimPidFile), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
-	shimDone := make(chan struct{})
-	go func() { cmd.Wait(); close(shimDone) }() // reap it whenever it ends
+	_ = os.WriteFile(filepath.Join(dir, shimPidFile), []byte(strconv.Itoa(shimProc.Pid)), 0o600)
 
 	var rep startReport
 	derr := json.NewDecoder(pr).Decode(&rep)
@@ -165,7 +187,7 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 		select {
 		case <-shimDone:
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
+			shimProc.Kill()
 			<-shimDone
 		}
 		if derr != nil {

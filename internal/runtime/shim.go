@@ -61,8 +61,10 @@ type shim struct {
 // and to attachers, serves <root>/<id>/shim.sock, and when the main process
 // has exited and its output drained writes exit.json and exits.
 func ShimMain(args []string) int {
-	// Small and quiet: this process lives as long as the container.
-	debug.SetGCPercent(25)
+	// Until the container runs, no collection: the start allocates a few MB (configs, libcontainer's
+	// state) and a collection every MB would delay it. The shim then becomes the monitor program
+	// (GOGC=25 from its environment), or, without one, monitors with a small heap target itself.
+	debug.SetGCPercent(-1)
 	goruntime.GOMAXPROCS(1)
 	if len(args) != 2 {
 		fmt.Fprintln(os.Stderr, "usage: __shim <root> <id>")
@@ -76,6 +78,13 @@ func ShimMain(args []string) int {
 	// The attribute survives the exec into the monitor.
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
+	if args[1] == warmArg { // started ahead: wait for a container
+		id, ok := warmShimID(args[0])
+		if !ok {
+			return 0
+		}
+		args = []string{args[0], id}
+	}
 	s := &shim{root: args[0], id: args[1], dir: filepath.Join(args[0], args[1])}
 	if os.Getenv("WHARF_SHIM_DEBUG") != "" { // libcontainer's step-by-step account, in shim.log
 		logrus.SetLevel(logrus.DebugLevel)
@@ -113,8 +122,9 @@ func ShimMain(args []string) int {
 		err := s.execMonitor(mon, st) // returns only on failure
 		fmt.Fprintln(os.Stderr, "exec of the monitor failed, monitoring in the shim:", err)
 	}
-	// The start made garbage (configs, bootstrap data): give it back now.
+	// The start made garbage (configs, bootstrap data): give it back now, and stay small from here on.
 	s.cfg.Config = nil
+	debug.SetGCPercent(25)
 	debug.FreeOSMemory()
 	monitor.Run(st, monitor.Files{Listener: s.ln, Outputs: s.outputs, Stdin: s.stdin, Console: s.console})
 	return 0

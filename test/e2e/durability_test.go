@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,4 +136,55 @@ func TestRestoreSweepsOrphans(t *testing.T) {
 	}
 	// The freed host port and name can be used again.
 	c.ok(t, "run", "--rm", "busybox", "true")
+}
+
+// TestIdleShim: after a start, one shim waits idle for the next container (internal/runtime/warmshim_linux.go),
+// at the lowest CPU priority; the containers it then runs get normal priority; one killed from outside is
+// replaced by a normal start; kill -9 of the daemon makes it leave (its control pipe reaches EOF).
+func TestIdleShim(t *testing.T) {
+	needWharf(t)
+	d, err := startDaemon(shared.bin, bridgeName("iw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop(true)
+	if err := loadBaseImages(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	idle := func() []int {
+		var pids []int
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && string(b) == filepath.Join(d.execRoot, "bin", "wharf-shim")+"\x00__shim\x00"+filepath.Join(d.execRoot, "runtime")+"\x00-\x00" {
+				var pid int
+				fmt.Sscan(e.Name(), &pid)
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	c.ok(t, "run", "--rm", "busybox", "true")
+	waitFor(t, func() bool { return len(idle()) == 1 })
+	pid := idle()[0]
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Fields(string(st))[18] != "19" {
+		t.Errorf("idle shim's nice: %v %q", err, st)
+	}
+	// the next container is started by it, with normal priority
+	out := c.ok(t, "run", "--rm", "busybox", "sh", "-c", `cut -d" " -f19 /proc/self/stat`)
+	if strings.TrimSpace(out) != "0" {
+		t.Errorf("container's nice: %q, want 0", out)
+	}
+	waitFor(t, func() bool { p := idle(); return len(p) == 1 && p[0] != pid })
+	syscall.Kill(idle()[0], syscall.SIGKILL)
+	if out := c.ok(t, "run", "--rm", "busybox", "echo", "after-kill"); strings.TrimSpace(out) != "after-kill" {
+		t.Errorf("run after the idle shim was killed: %q", out)
+	}
+	waitFor(t, func() bool { return len(idle()) == 1 })
+	d.kill9()
+	waitFor(t, func() bool { return len(idle()) == 0 })
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
 }
