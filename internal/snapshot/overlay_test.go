@@ -273,3 +273,26 @@ func TestUnpackCrashLeftovers(t *testing.T) {
 		t.Fatal("unpack after recovery failed")
 	}
 }
+
+// The lowers file is not fsync'd: after a power loss it may be empty. Such a snapshot is still
+// prepared (the file written again), and its writable layer keeps what it had; a wrong one is refused.
+func TestPrepareAfterTornLowers(t *testing.T) {
+	s := newStore(t)
+	rootfs := prepare(t, s, "torn")
+	must(t, os.WriteFile(filepath.Join(rootfs, "kept"), []byte("x"), 0o644))
+	must(t, s.Unmount("torn"))
+	must(t, os.WriteFile(filepath.Join(s.containersDir(), "torn", "lowers"), nil, 0o644))
+	rootfs, err := s.Prepare("torn", nil)
+	must(t, err)
+	if b, err := os.ReadFile(filepath.Join(rootfs, "kept")); err != nil || string(b) != "x" {
+		t.Fatalf("writable layer after re-prepare: %q %v", b, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.containersDir(), "torn", "lowers")); len(b) == 0 {
+		t.Fatal("lowers not written again")
+	}
+	must(t, s.Unmount("torn"))
+	must(t, os.WriteFile(filepath.Join(s.containersDir(), "torn", "lowers"), []byte("sha256:0000\n"), 0o644))
+	if _, err := s.Prepare("torn", nil); err == nil {
+		t.Fatal("a snapshot with different lowers was prepared")
+	}
+}
