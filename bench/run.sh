@@ -44,7 +44,7 @@ DOCKER_HOST=$HOST WHARF_BIN=$BIN bash scripts/base-images.sh --only busybox >/de
 
 declare -A R
 # Through the Engine API alone (the docker CLI's requests, no CLI process): a Go benchmark with its own daemon.
-api_ns=$(WHARF_BIN=$BIN go test ./test/e2e -run '^$' -bench BenchmarkRunRmTrueAPI -benchtime "${N}x" 2>/dev/null | awk '/^BenchmarkRunRmTrueAPI/ {print $3}')
+api_ns=$(WHARF_E2E_DEBUG=0 WHARF_BIN=$BIN go test ./test/e2e -run '^$' -bench BenchmarkRunRmTrueAPI -benchtime "${N}x" 2>/dev/null | awk '/^BenchmarkRunRmTrueAPI/ {print $3}')
 [ -n "$api_ns" ] && R[wharf_api]=$(awk -v n="$api_ns" 'BEGIN{printf "%.2f", n/1e6}')
 R[wharf_cli]=$(median_ms "$BIN" -H "$HOST" run --rm busybox true)
 if command -v docker >/dev/null; then

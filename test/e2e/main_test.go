@@ -132,8 +132,12 @@ func (d *daemon) start() error {
 	if err != nil {
 		return err
 	}
-	d.cmd = exec.Command(d.bin, "daemon", "--debug", "--data-root", d.dataRoot, "--exec-root", d.execRoot,
-		"-H", "unix://"+d.sock, "--bridge-name", d.bridge, "--no-kube")
+	args := []string{"daemon", "--debug", "--data-root", d.dataRoot, "--exec-root", d.execRoot,
+		"-H", "unix://" + d.sock, "--bridge-name", d.bridge, "--no-kube"}
+	if os.Getenv("WHARF_E2E_DEBUG") == "0" { // benchmarks: a daemon as users run it, without debug logging
+		args = append(args[:1], args[2:]...)
+	}
+	d.cmd = exec.Command(d.bin, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {
