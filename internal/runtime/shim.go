@@ -11,6 +11,7 @@ import (
 	goruntime "runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
@@ -114,20 +115,51 @@ func ShimMain(args []string) int {
 		Tty:           s.cfg.Spec.Tty,
 		OOMFile:       s.oomFile,
 	}
+	if !initDone && waitExit(pid, shortRunWindow) {
+		initWS, initDone = monitor.ReapSome(pid)
+	}
 	if initDone {
 		ws := uint32(initWS)
 		st.InitStatus = &ws
-	}
-	if mon := s.monitorPath(); mon != "" {
+	} else if mon := s.monitorPath(); mon != "" {
 		err := s.execMonitor(mon, st) // returns only on failure
 		fmt.Fprintln(os.Stderr, "exec of the monitor failed, monitoring in the shim:", err)
 	}
-	// The start made garbage (configs, bootstrap data): give it back now, and stay small from here on.
-	s.cfg.Config = nil
-	debug.SetGCPercent(25)
-	debug.FreeOSMemory()
+	if !initDone {
+		// The start made garbage (configs, bootstrap data): give it back now, and stay small from here on.
+		s.cfg.Config = nil
+		debug.SetGCPercent(25)
+		debug.FreeOSMemory()
+	}
 	monitor.Run(st, monitor.Files{Listener: s.ln, Outputs: s.outputs, Stdin: s.stdin, Console: s.console})
 	return 0
+}
+
+// shortRunWindow: a container whose main process ends this soon after the start (`docker run --rm
+// image cmd` with a quick command) is finished by the shim itself: exec'ing the monitor program and
+// booting its runtime would take longer than such a run. Others are handed to the monitor after this
+// delay, which nobody waits for (the start has been reported; attachers queue on the socket).
+const shortRunWindow = 5 * time.Millisecond
+
+// waitExit reports whether process pid (our child) exits within d, without reaping it.
+func waitExit(pid int, d time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return err == unix.ESRCH
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(d)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0
+	}
 }
 
 // monitorPath is the monitor program beside the shim's binary, or "" (then the shim monitors itself).
