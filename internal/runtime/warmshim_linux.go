@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,6 +151,7 @@ func (r *Runtime) Close() error {
 // warmShimID is the idle shim's side: it waits for its container's ID on fd 4 and sends its output to
 // that container's shim.log from then on. ok=false: the daemon went away (or closed the pool) first.
 func warmShimID(root string) (id string, ok bool) {
+	warmUp()
 	ctl := os.NewFile(4, "shim-control")
 	line, err := bufio.NewReader(ctl).ReadString('\n')
 	ctl.Close()
@@ -181,5 +183,22 @@ func normalPriority() {
 		if tid, err := strconv.Atoi(e.Name()); err == nil {
 			syscall.Setpriority(syscall.PRIO_PROCESS, tid, 0)
 		}
+	}
+}
+
+// warmUp encodes and decodes a container configuration like the one the idle shim will read, so that
+// encoding/json's per-type caches are built and that code is paged in while nobody waits (reading
+// shim.json took ≈ 1 ms of a start in a fresh process, ≈ 0.2 ms after this).
+func warmUp() {
+	spec := Spec{ID: "warmup", Rootfs: "/", Args: []string{"true"}, Cwd: "/",
+		Mounts: []Mount{{Source: "/", Destination: "/warmup", Type: "bind"}}}
+	cfg, proc, err := buildConfig(&spec, DefaultCgroupParent)
+	if err != nil {
+		return
+	}
+	b, err := json.Marshal(shimConfig{Spec: spec, Config: cfg, Process: *proc})
+	if err == nil {
+		var sc shimConfig
+		_ = json.Unmarshal(b, &sc)
 	}
 }
