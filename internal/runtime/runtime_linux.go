@@ -162,12 +162,8 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 			pw.Close()
 			return fail(err)
 		}
-		cmd := exec.Command(r.binary, ShimArg, r.root, spec.ID)
-		cmd.Dir = "/"
-		cmd.Env = shimEnv()
+		cmd := r.shimCommand(spec.ID, shimEnv(), pw)
 		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.ExtraFiles = []*os.File{pw}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		err = cmd.Start()
 		pw.Close()
 		logf.Close()
@@ -197,6 +193,17 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 		return fail(&StartError{Code: rep.Code, Msg: rep.Error})
 	}
 	return &task{r: r, id: spec.ID, dir: dir, pid: rep.Pid}, nil
+}
+
+// shimCommand is the shim for container idArg (or warmArg), in a session of its own, with files as its
+// descriptors 3, 4, ….
+func (r *Runtime) shimCommand(idArg string, env []string, files ...*os.File) *exec.Cmd {
+	cmd := exec.Command(r.binary, ShimArg, r.root, idArg)
+	cmd.Dir = "/"
+	cmd.Env = env
+	cmd.ExtraFiles = files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd
 }
 
 // shimEnv is the shim's whole environment: it is small and single-threaded on purpose.

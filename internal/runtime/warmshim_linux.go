@@ -98,16 +98,13 @@ func (r *Runtime) spawnWarm() (*warmShim, error) {
 		repW.Close()
 		return nil, err
 	}
-	cmd := exec.Command(r.binary, ShimArg, r.root, warmArg)
-	cmd.Dir = "/"
-	cmd.Env = shimEnv()
-	for i, kv := range cmd.Env {
+	env := shimEnv()
+	for i, kv := range env {
 		if kv == shimCloseFdsEnv {
-			cmd.Env[i] = shimCloseFdsWarmEnv // keep fd 4 open
+			env[i] = shimCloseFdsWarmEnv // keep fd 4 open
 		}
 	}
-	cmd.ExtraFiles = []*os.File{repW, ctlR}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd := r.shimCommand(warmArg, env, repW, ctlR)
 	err = cmd.Start()
 	repW.Close()
 	ctlR.Close()

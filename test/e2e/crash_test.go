@@ -13,16 +13,7 @@ import (
 // TestCrashDuringStoreWrites kills the daemon (-9) at random moments while load, commit, rm and rmi run,
 // many times; every restart must open its stores, and what they list must be usable.
 func TestCrashDuringStoreWrites(t *testing.T) {
-	needWharf(t)
-	d, err := startDaemon(shared.bin, bridgeName("2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	d, c := ownDaemon(t, "2")
 	tarPath := filepath.Join(t.TempDir(), "busybox.tar")
 	c.ok(t, "save", "-o", tarPath, "busybox")
 	rounds := 8

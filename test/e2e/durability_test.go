@@ -16,16 +16,7 @@ import (
 // TestDaemonKill9KeepsContainers: containers outlive a kill -9 of the daemon, their output is still logged
 // while it is down, and the restarted daemon reattaches (ps, logs, stop work).
 func TestDaemonKill9KeepsContainers(t *testing.T) {
-	needWharf(t)
-	d, err := startDaemon(shared.bin, bridgeName("1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	d, c := ownDaemon(t, "1")
 	c.ok(t, "run", "-d", "--name", "ticker", "busybox", "sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done")
 	c.ok(t, "run", "-d", "--name", "always", "--restart", "always", "busybox", "sh", "-c", "sleep 1; exit 1")
 	waitFor(t, func() bool { return strings.Contains(c.ok(t, "logs", "ticker"), "tick 3") })
@@ -75,16 +66,7 @@ func TestDaemonKill9KeepsContainers(t *testing.T) {
 // its record, start the daemon again. Nothing of it may be left: no process, shim, state folder,
 // cgroup, netns, veth, mount, writable layer or container folder.
 func TestRestoreSweepsOrphans(t *testing.T) {
-	needWharf(t)
-	d, err := startDaemon(shared.bin, bridgeName("sw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	d, c := ownDaemon(t, "sw")
 	id := strings.TrimSpace(c.ok(t, "run", "-d", "--rm", "-p", "127.0.0.1::80", "busybox", "sleep", "600"))
 	pid := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.State.Pid}}", id))
 	shimPid, err := os.ReadFile(filepath.Join(d.execRoot, "runtime", id, "shim.pid"))
@@ -142,16 +124,7 @@ func TestRestoreSweepsOrphans(t *testing.T) {
 // at the lowest CPU priority; the containers it then runs get normal priority; one killed from outside is
 // replaced by a normal start; kill -9 of the daemon makes it leave (its control pipe reaches EOF).
 func TestIdleShim(t *testing.T) {
-	needWharf(t)
-	d, err := startDaemon(shared.bin, bridgeName("iw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	d, c := ownDaemon(t, "iw")
 	idle := func() []int {
 		var pids []int
 		ents, _ := os.ReadDir("/proc")

@@ -309,3 +309,19 @@ func uniqueName(t *testing.T, c cli) string {
 func bridgeName(suffix string) string {
 	return fmt.Sprintf("whe%05d%s", os.Getpid()%100000, suffix)
 }
+
+// ownDaemon starts a daemon of the test's own, with busybox loaded, for tests that kill or restart it;
+// it is stopped and everything it made removed when the test ends.
+func ownDaemon(t *testing.T, bridgeSuffix string) (*daemon, cli) {
+	t.Helper()
+	needWharf(t)
+	d, err := startDaemon(shared.bin, bridgeName(bridgeSuffix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(true) })
+	if err := loadBaseImages(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	return d, cli{name: "wharf", path: d.bin, host: d.host()}
+}

@@ -235,15 +235,7 @@ func TestUserNetworkKill9Cycles(t *testing.T) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed")
 	}
-	d, err := startDaemon(shared.bin, bridgeName("4"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	d, c := ownDaemon(t, "4")
 	c.ok(t, "network", "create", "k9net")
 	defer c.run(t, "", "network", "rm", "k9net")
 	c.ok(t, "network", "create", "k9first")
