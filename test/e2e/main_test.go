@@ -27,6 +27,8 @@ type daemon struct {
 	cmd      *exec.Cmd
 	logPath  string
 	real     bool // the machine's real dockerd, not Wharf
+	// wrap, when set, runs the daemon through this command (it must end by exec'ing its arguments).
+	wrap []string
 }
 
 var (
@@ -137,7 +139,12 @@ func (d *daemon) start() error {
 	if os.Getenv("WHARF_E2E_DEBUG") == "0" { // benchmarks: a daemon as users run it, without debug logging
 		args = append(args[:1], args[2:]...)
 	}
-	d.cmd = exec.Command(d.bin, args...)
+	if len(d.wrap) > 0 {
+		args = append(append(append([]string{}, d.wrap[1:]...), d.bin), args...)
+		d.cmd = exec.Command(d.wrap[0], args...)
+	} else {
+		d.cmd = exec.Command(d.bin, args...)
+	}
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := d.cmd.Start(); err != nil {

@@ -1,0 +1,79 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCgroupV2Unified runs the daemon where /sys/fs/cgroup is the cgroup2 hierarchy alone, as on a pure
+// v2 host: its own mount namespace with cgroup2 mounted there (this machine is hybrid, so the v2
+// hierarchy has no controllers bound: limits cannot be checked, everything else of libcontainer's v2
+// path can). Containers get their own cgroup2 directory and cgroup namespace, a read-only cgroup2 at
+// /sys/fs/cgroup, the eBPF device filter (a block device made with mknod cannot be read), freezing
+// for pause, stats, and their cgroup is removed with them.
+func TestCgroupV2Unified(t *testing.T) {
+	needWharf(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not installed")
+	}
+	v2root := "/sys/fs/cgroup/unified" // where the host (hybrid) shows the same hierarchy
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		v2root = "/sys/fs/cgroup" // a pure v2 host already
+	} else if _, err := os.Stat(filepath.Join(v2root, "cgroup.procs")); err != nil {
+		t.Skip("no cgroup2 hierarchy mounted on this host")
+	}
+	root := t.TempDir()
+	d := &daemon{bin: shared.bin, dataRoot: filepath.Join(root, "data"), execRoot: filepath.Join(root, "exec"),
+		sock: filepath.Join(root, "wharf.sock"), bridge: bridgeName("v2"), logPath: filepath.Join(root, "daemon.log"),
+		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+			`mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"`}}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon's mount namespace (and the netns files in it) goes when the daemon and its shims are gone.
+	defer d.stop(true)
+	if err := loadBaseImages(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	c := cli{name: "wharf", path: d.bin, host: d.host()}
+
+	out := c.ok(t, "run", "--rm", "busybox", "sh", "-c", "grep ' /sys/fs/cgroup ' /proc/mounts; grep '^0::' /proc/self/cgroup")
+	if !strings.Contains(out, " /sys/fs/cgroup cgroup2 ro,") {
+		t.Errorf("/sys/fs/cgroup in the container is not a read-only cgroup2: %q", out)
+	}
+	if !strings.Contains(out, "0::/\n") {
+		t.Errorf("the container does not have its own cgroup namespace: %q", out)
+	}
+	if r := c.run(t, "", "run", "--rm", "busybox", "sh", "-c", "exit 3"); r.Code != 3 {
+		t.Errorf("exit code: %s", r)
+	}
+	if r := c.run(t, "", "run", "--rm", "busybox", "nonexistent"); r.Code != 127 {
+		t.Errorf("missing command: %s", r)
+	}
+
+	c.ok(t, "run", "-d", "--name", "v2", "busybox", "sleep", "60")
+	id := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.Id}}", "v2"))
+	pid := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.State.Pid}}", "v2"))
+	cg := filepath.Join(v2root, "wharf", id)
+	if b, err := os.ReadFile(filepath.Join(cg, "cgroup.procs")); err != nil || !strings.Contains(string(b), pid) {
+		t.Errorf("container's cgroup %s: %q %v, want pid %s", cg, b, err, pid)
+	}
+	// Docker's device rules, enforced by the eBPF program on v2: /dev/null is usable, a disk is not.
+	r := c.run(t, "", "exec", "v2", "sh", "-c", "mknod /tmp/sda b 8 0 && head -c1 /tmp/sda; echo x > /dev/null && echo null-ok")
+	if !strings.Contains(r.Stderr+r.Stdout, "Operation not permitted") || !strings.Contains(r.Stdout, "null-ok") {
+		t.Errorf("device rules: %s", r)
+	}
+	c.ok(t, "pause", "v2")
+	if b, _ := os.ReadFile(filepath.Join(cg, "cgroup.freeze")); strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("cgroup.freeze while paused: %q", b)
+	}
+	c.ok(t, "unpause", "v2")
+	if st := c.ok(t, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "v2"); strings.TrimSpace(st) != "v2 1" {
+		t.Errorf("stats: %q", st)
+	}
+	c.ok(t, "rm", "-f", "v2")
+	waitFor(t, func() bool { _, err := os.Stat(cg); return os.IsNotExist(err) })
+}
