@@ -109,11 +109,15 @@ func (e *Engine) removeStorage(c *Container) {
 	os.RemoveAll(c.Dir)
 }
 
-// forget deletes the container's record and its name, and wakes those waiting for its removal.
+// forget deletes the container's record and its name, and wakes those waiting for its removal. They
+// are woken first: should the daemon die before the record's deletion is on disk, the record says
+// "removing" (rm) or is a --rm container whose run is over, and restore removes it before serving.
 func (e *Engine) forget(c *Container) {
-	if err := e.deleteContainerRecord(c.ID); err != nil {
-		e.log.Error("delete container record", "id", c.ShortID(), "err", err)
-	}
+	defer func() {
+		if err := e.deleteContainerRecord(c.ID); err != nil {
+			e.log.Error("delete container record", "id", c.ShortID(), "err", err)
+		}
+	}()
 	e.mu.Lock()
 	delete(e.containers, c.ID)
 	if e.names[c.Name] == c.ID {
