@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,27 +98,12 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 		// host ports and fixed addresses of runs that just ended are freed by their teardowns
 		e.awaitAllTeardowns()
 	}
-	tMount := time.Since(t0)
-	att, err = e.net.Attach(req)
-	if err != nil {
-		return networkError(err)
-	}
-	// Further networks (docker run --network a --network b, or connected while stopped).
-	for _, name := range e.extraNetworks(c) {
-		if _, err := e.net.Connect(connectRequest(c.ID, name, c.Endpoints[name])); err != nil {
-			return networkError(err)
-		}
-	}
-	tNet := time.Since(t0)
-	if err := e.writeEtcFiles(c, att); err != nil {
-		return err
-	}
 	spec := runtime.Spec{
 		ID: c.ID, Rootfs: rootfs, Args: append([]string{c.Path}, c.Args...), Env: c.Config.Env,
 		Cwd: c.Config.WorkingDir, User: c.Config.User, Hostname: c.Config.Hostname,
 		Tty: c.Config.Tty, Stdin: c.Config.OpenStdin, ReadonlyRootfs: c.HostConfig.ReadonlyRootfs,
 		Memory: c.HostConfig.Memory, NanoCPUs: c.HostConfig.NanoCPUs, CPUShares: c.HostConfig.CPUShares,
-		NetNS: att.NetNSPath, CapAdd: c.HostConfig.CapAdd, CapDrop: c.HostConfig.CapDrop,
+		CapAdd: c.HostConfig.CapAdd, CapDrop: c.HostConfig.CapDrop,
 		Privileged: c.HostConfig.Privileged, LogPath: c.LogPath, AttachOnStart: c.pendingAttach > 0,
 	}
 	if logs, rot, err := logSettings(c.HostConfig.LogConfig); err != nil {
@@ -156,7 +140,63 @@ func (e *Engine) startLocked(ctx context.Context, c *Container) (err error) {
 		runtime.Mount{Source: c.HostnamePath, Destination: "/etc/hostname", Type: "bind"},
 		runtime.Mount{Source: c.HostsPath, Destination: "/etc/hosts", Type: "bind"},
 	)
+	tMount := time.Since(t0)
+	// The network is set up while the runtime sets the container up: the shim joins the new network
+	// namespace as soon as it exists, builds the container (mounts, cgroups), and its process runs
+	// once the network and the files that depend on it are ready (spec.Gate). /etc/hosts, hostname
+	// and resolv.conf are bind-mounted by then, so they must exist and are written in place.
+	for _, p := range []string{c.HostsPath, c.HostnamePath, c.ResolvPath} {
+		if err := ensureFile(p); err != nil {
+			return err
+		}
+	}
+	nsReady := make(chan string, 1)
+	req.NetNSReady = func(p string) { nsReady <- p }
+	var netRes struct {
+		att *wnet.Attachment
+		err error
+	}
+	netDone := make(chan struct{})
+	gate := make(chan error, 1)
+	go func() {
+		defer close(netDone)
+		defer func() { gate <- netRes.err }()
+		a, err := e.net.Attach(req)
+		if err != nil {
+			netRes.err = networkError(err)
+			return
+		}
+		netRes.att = a
+		// Further networks (docker run --network a --network b, or connected while stopped).
+		for _, name := range e.extraNetworks(c) {
+			if _, err := e.net.Connect(connectRequest(c.ID, name, c.Endpoints[name])); err != nil {
+				netRes.err = networkError(err)
+				return
+			}
+		}
+		netRes.err = e.writeEtcFiles(c, a)
+	}()
+	select {
+	case spec.NetNS = <-nsReady:
+		spec.Gate = gate
+	case <-netDone: // nothing slow to overlap (host, none, container: modes), or it failed early
+		if netRes.err != nil {
+			att = netRes.att
+			return netRes.err
+		}
+		spec.NetNS = netRes.att.NetNSPath
+	}
+	tNet := time.Since(t0)
 	task, err := e.rt.Start(ctx, spec)
+	<-netDone // the network's outcome, whatever the runtime's
+	att = netRes.att
+	if err == nil || netRes.err != nil {
+		err = netRes.err
+	}
+	if err != nil && task != nil {
+		task.Kill(9)
+		task.Delete()
+	}
 	if err != nil {
 		var se *runtime.StartError
 		if errors.As(err, &se) {
@@ -569,7 +609,7 @@ func (e *Engine) Wait(ctx context.Context, ref, condition string, ready func()) 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and /etc/resolv.conf as Docker does.
 func (e *Engine) writeEtcFiles(c *Container, att *wnet.Attachment) error {
 	hostname := c.Config.Hostname
-	if err := writeFileAtomic(c.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
+	if err := writeFileInPlace(c.HostnamePath, []byte(hostname+"\n"), 0o644); err != nil {
 		return err
 	}
 	var hosts strings.Builder
@@ -592,10 +632,10 @@ func (e *Engine) writeEtcFiles(c *Container, att *wnet.Attachment) error {
 	if att.IP != nil {
 		fmt.Fprintf(&hosts, "%s\t%s\n", att.IP, hostname)
 	}
-	if err := writeFileAtomic(c.HostsPath, []byte(hosts.String()), 0o644); err != nil {
+	if err := writeFileInPlace(c.HostsPath, []byte(hosts.String()), 0o644); err != nil {
 		return err
 	}
-	return writeFileAtomic(c.ResolvPath, resolvConf(c.HostConfig, att.NetNSPath == "host", att.DNS), 0o644)
+	return writeFileInPlace(c.ResolvPath, resolvConf(c.HostConfig, att.NetNSPath == "host", att.DNS), 0o644)
 }
 
 // resolvConf derives the container's resolv.conf from the host's, dropping loopback resolvers that
@@ -657,19 +697,19 @@ func resolvConf(hc *container.HostConfig, hostNet bool, embedded net.IP) []byte 
 	return []byte(b.String())
 }
 
-// writeFileAtomic writes via a temp file and rename, so readers never see a partial file. No fsync: these files
-// are derived state, written again at every start.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+// writeFileInPlace replaces the content of path, keeping its inode: the container's runtime may have
+// bind-mounted it already (see startLocked), and a rename would leave the container the old file.
+// These files are written before the container's process runs, so nobody reads them half-written;
+// no fsync: they are derived state, written again at every start.
+func writeFileInPlace(path string, data []byte, mode os.FileMode) error {
+	return os.WriteFile(path, data, mode)
+}
+
+// ensureFile creates path, empty, if it does not exist (a bind mount's source must).
+func ensureFile(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	tmp.Chmod(mode)
-	tmp.Close()
-	return os.Rename(tmp.Name(), path)
+	return f.Close()
 }

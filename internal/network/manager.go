@@ -494,6 +494,9 @@ func (m *Manager) Attach(req AttachRequest) (_ *Attachment, err error) {
 	}
 	defer t.close()
 	undo = append(undo, func() { removeNetNS(ep.NetNSPath) })
+	if req.NetNSReady != nil {
+		req.NetNSReady(ep.NetNSPath)
+	}
 	if err := m.setupVeth(t, bn.Bridge, ep.NetNSPath, &ep.iface, !bn.Internal, &undo); err != nil {
 		return nil, err
 	}

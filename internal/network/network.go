@@ -29,6 +29,11 @@ type AttachRequest struct {
 	// DNS are the container's own resolvers (--dns: "ip" or "ip:port"). On a user network the embedded DNS
 	// server forwards the names it does not know to these instead of the host's resolvers (as dockerd).
 	DNS []string
+	// NetNSReady, if set, is called (holding no lock of the caller's) as soon as the container's own
+	// network namespace exists, before its interfaces are made: a runtime may start joining it meanwhile,
+	// as long as the container's process does not run before Attach returns. Not called for host, none
+	// and container: modes, whose Attach makes nothing slow.
+	NetNSReady func(path string)
 }
 
 // ConnectRequest connects a container whose network is set up (Attach) to one more network.

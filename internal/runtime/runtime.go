@@ -49,6 +49,10 @@ type Spec struct {
 	// NetNS is the path of a network namespace to join (made by package network),
 	// "host" to stay in the host's, or "" for a new one with only loopback.
 	NetNS string
+	// Gate, if not nil, holds back the container's process: the container is set up (namespaces joined,
+	// mounts made) but its process is exec'd only once Gate yields nil. An error aborts the start, and
+	// Start returns it. The engine sets the network up meanwhile.
+	Gate <-chan error `json:"-"`
 
 	CapAdd, CapDrop []string
 	Privileged      bool

@@ -129,7 +129,8 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 	if err != nil {
 		return fail(&StartError{Code: 125, Msg: err.Error()})
 	}
-	b, err := json.Marshal(shimConfig{Spec: spec, Config: cfg, Process: *proc, CgroupParent: r.cgroupParent})
+	gated := spec.Gate != nil
+	b, err := json.Marshal(shimConfig{Spec: spec, Config: cfg, Process: *proc, CgroupParent: r.cgroupParent, Gated: gated})
 	if err != nil {
 		return fail(err)
 	}
@@ -144,9 +145,10 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 		pr       *os.File
 		shimProc *os.Process
 		shimDone chan struct{}
+		ctl      *os.File // the shim's control pipe, for the gate's word
 	)
 	if w := r.takeWarm(); w != nil && w.hand(spec.ID) == nil {
-		pr, shimProc, shimDone = w.report, w.cmd.Process, w.done
+		pr, shimProc, shimDone, ctl = w.report, w.cmd.Process, w.done, w.ctl
 	} else {
 		if w != nil {
 			w.cmd.Process.Kill()
@@ -162,19 +164,50 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 			pw.Close()
 			return fail(err)
 		}
-		cmd := r.shimCommand(spec.ID, shimEnv(), pw)
+		files, env := []*os.File{pw}, shimEnv()
+		var ctlR *os.File
+		if gated {
+			if ctlR, ctl, err = os.Pipe(); err != nil {
+				p.Close()
+				pw.Close()
+				logf.Close()
+				return fail(err)
+			}
+			files, env = append(files, ctlR), shimEnvWith(shimCloseFdsCtlEnv)
+		}
+		cmd := r.shimCommand(spec.ID, env, files...)
 		cmd.Stdout, cmd.Stderr = logf, logf
 		err = cmd.Start()
 		pw.Close()
 		logf.Close()
+		if ctlR != nil {
+			ctlR.Close()
+		}
 		if err != nil {
 			p.Close()
+			if ctl != nil {
+				ctl.Close()
+			}
 			return fail(fmt.Errorf("starting the shim: %w", err))
 		}
 		pr, shimProc, shimDone = p, cmd.Process, make(chan struct{})
 		go func() { cmd.Wait(); close(shimDone) }() // reap it whenever it ends
 	}
 	_ = os.WriteFile(filepath.Join(dir, shimPidFile), []byte(strconv.Itoa(shimProc.Pid)), 0o600)
+	// While the shim sets the container up, the caller finishes what the process needs (its network);
+	// its word lets the process run or aborts the start.
+	var gateErr error
+	if gated {
+		gateErr = <-spec.Gate
+		word := "go\n"
+		if gateErr != nil {
+			word = "abort\n"
+		}
+		ctl.WriteString(word)
+	}
+	if ctl != nil {
+		ctl.Close()
+	}
 
 	var rep startReport
 	derr := json.NewDecoder(pr).Decode(&rep)
@@ -185,6 +218,9 @@ func (r *Runtime) Start(ctx context.Context, spec Spec) (Task, error) {
 		case <-time.After(10 * time.Second):
 			shimProc.Kill()
 			<-shimDone
+		}
+		if gateErr != nil {
+			return fail(gateErr)
 		}
 		if derr != nil {
 			out, _ := os.ReadFile(filepath.Join(dir, shimLogFile))

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +42,15 @@ type shimConfig struct {
 	Config       *configs.Config `json:"config"`
 	Process      process         `json:"process"`
 	CgroupParent string          `json:"cgroupParent"`
+	// Gated: set the container up, then wait for "go" (or "abort") on the control pipe before its
+	// process is exec'd (Spec.Gate).
+	Gated bool `json:"gated,omitempty"`
 }
 
 // shim is the start half of the per-container process; package monitor is the rest.
 type shim struct {
 	root, id, dir string
+	ctl           *bufio.Reader // the control pipe (fd 4), when there is one
 	cfg           shimConfig
 	ln            *net.UnixListener
 	initPid       int
@@ -79,14 +84,15 @@ func ShimMain(args []string) int {
 	// The attribute survives the exec into the monitor.
 	_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
+	var ctl *bufio.Reader
 	if args[1] == warmArg { // started ahead: wait for a container
-		id, ok := warmShimID(args[0])
+		id, r, ok := warmShimID(args[0])
 		if !ok {
 			return 0
 		}
-		args = []string{args[0], id}
+		args, ctl = []string{args[0], id}, r
 	}
-	s := &shim{root: args[0], id: args[1], dir: filepath.Join(args[0], args[1])}
+	s := &shim{root: args[0], id: args[1], dir: filepath.Join(args[0], args[1]), ctl: ctl}
 	if os.Getenv("WHARF_SHIM_DEBUG") != "" { // libcontainer's step-by-step account, in shim.log
 		logrus.SetLevel(logrus.DebugLevel)
 		logrus.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, TimestampFormat: "15:04:05.000000"})
@@ -295,8 +301,19 @@ func (s *shim) start() (int, error) {
 		unlock()
 		return 0, err
 	}
-	err = ctr.Run(p)
-	unlock()
+	if s.cfg.Gated {
+		err = ctr.Start(p) // everything but the exec of the process: it waits on libcontainer's exec fifo
+		unlock()
+		if err == nil {
+			err = s.awaitGate()
+		}
+		if err == nil {
+			err = ctr.Exec()
+		}
+	} else {
+		err = ctr.Run(p)
+		unlock()
+	}
 	if err != nil {
 		_ = ctr.Destroy()
 		return 0, err
@@ -326,6 +343,19 @@ func (s *shim) start() (int, error) {
 		}
 	}
 	return pid, nil
+}
+
+// awaitGate waits for the daemon's word on the control pipe: "go" lets the container's process run;
+// anything else (or the daemon gone) aborts the start.
+func (s *shim) awaitGate() error {
+	if s.ctl == nil {
+		s.ctl = bufio.NewReader(os.NewFile(4, "shim-control"))
+	}
+	line, err := s.ctl.ReadString('\n')
+	if err == nil && line == "go\n" {
+		return nil
+	}
+	return errors.New("start aborted: the container's network could not be set up")
 }
 
 // oomCountFile is the cgroup file that counts the container's OOM kills:

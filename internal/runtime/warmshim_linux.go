@@ -98,13 +98,7 @@ func (r *Runtime) spawnWarm() (*warmShim, error) {
 		repW.Close()
 		return nil, err
 	}
-	env := shimEnv()
-	for i, kv := range env {
-		if kv == shimCloseFdsEnv {
-			env[i] = shimCloseFdsWarmEnv // keep fd 4 open
-		}
-	}
-	cmd := r.shimCommand(warmArg, env, repW, ctlR)
+	cmd := r.shimCommand(warmArg, shimEnvWith(shimCloseFdsIdleEnv), repW, ctlR)
 	err = cmd.Start()
 	repW.Close()
 	ctlR.Close()
@@ -118,10 +112,10 @@ func (r *Runtime) spawnWarm() (*warmShim, error) {
 	return w, nil
 }
 
-// hand gives the idle shim its container; it then starts it as a shim started for id would.
+// hand gives the idle shim its container; it then starts it as a shim started for id would. The
+// control pipe stays open for the gate's word (Start closes it).
 func (w *warmShim) hand(id string) error {
 	_, err := w.ctl.WriteString(id + "\n")
-	w.ctl.Close()
 	return err
 }
 
@@ -147,17 +141,16 @@ func (r *Runtime) Close() error {
 
 // warmShimID is the idle shim's side: it waits for its container's ID on fd 4 and sends its output to
 // that container's shim.log from then on. ok=false: the daemon went away (or closed the pool) first.
-func warmShimID(root string) (id string, ok bool) {
+func warmShimID(root string) (id string, ctl *bufio.Reader, ok bool) {
 	warmUp()
-	ctl := os.NewFile(4, "shim-control")
-	line, err := bufio.NewReader(ctl).ReadString('\n')
-	ctl.Close()
+	ctl = bufio.NewReader(os.NewFile(4, "shim-control")) // also carries the gate's word (shim.awaitGate)
+	line, err := ctl.ReadString('\n')
 	if err != nil || len(line) < 2 {
-		return "", false
+		return "", nil, false
 	}
 	id = line[:len(line)-1]
 	if checkID(id) != nil {
-		return "", false
+		return "", nil, false
 	}
 	normalPriority()
 	if f, err := os.OpenFile(filepath.Join(root, id, shimLogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
@@ -165,7 +158,7 @@ func warmShimID(root string) (id string, ok bool) {
 		syscall.Dup3(int(f.Fd()), 2, 0)
 		f.Close()
 	}
-	return id, true
+	return id, ctl, true
 }
 
 // normalPriority puts every thread of this process back to nice 0 (an idle shim boots at 19; the
@@ -198,4 +191,15 @@ func warmUp() {
 		var sc shimConfig
 		_ = json.Unmarshal(b, &sc)
 	}
+}
+
+// shimEnvWith is shimEnv with another descriptor-closing mode (shimCloseFdsCtlEnv, shimCloseFdsIdleEnv).
+func shimEnvWith(closeFds string) []string {
+	env := shimEnv()
+	for i, kv := range env {
+		if kv == shimCloseFdsEnv {
+			env[i] = closeFds
+		}
+	}
+	return env
 }

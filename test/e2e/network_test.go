@@ -802,3 +802,43 @@ func TestNetworkModesE2E(t *testing.T) {
 		}
 	})
 }
+
+// TestStartAbortedByNetwork pins the gated start (engine.startLocked): the container is set up while its
+// network is, and a network failure after its namespace exists aborts the start. Here the second network's
+// fixed address is taken, so connecting it fails once the first one is attached. The start fails with
+// the address error and leaves nothing: no process, no endpoint, no netns, no runtime state; and once the
+// cause is gone the same container starts.
+func TestStartAbortedByNetwork(t *testing.T) {
+	d := needWharf(t)
+	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	n1, n2 := uniqueName(t, c)+"-a", uniqueName(t, c)+"-b"
+	c.ok(t, "network", "create", n1)
+	defer c.run(t, "", "network", "rm", n1)
+	c.ok(t, "network", "create", "--subnet", "10.123.49.0/24", n2)
+	defer c.run(t, "", "network", "rm", n2)
+	holder, victim := n2+"-holder", n2+"-victim"
+	defer c.run(t, "", "rm", "-f", holder, victim)
+	c.ok(t, "run", "-d", "--name", holder, "--network", n2, "--ip", "10.123.49.5", "busybox", "sleep", "300")
+	id := strings.TrimSpace(c.ok(t, "create", "--name", victim, "--network", n1, "busybox", "sleep", "300"))
+	c.ok(t, "network", "connect", "--ip", "10.123.49.5", n2, victim)
+	r := c.run(t, "", "start", victim)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "Address already in use") {
+		t.Fatalf("start with a taken address: %s", r)
+	}
+	if st := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.State.Running}}", victim)); st != "false" {
+		t.Errorf("running after a failed start: %q", st)
+	}
+	for _, p := range []string{filepath.Join(d.execRoot, "runtime", id), filepath.Join(d.execRoot, "netns", id)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after the failed start (%v)", p, err)
+		}
+	}
+	if out, _ := exec.Command("ip", "-o", "link").Output(); strings.Contains(string(out), id[:12]) {
+		t.Errorf("a veth of %s is left: %s", id[:12], out)
+	}
+	c.ok(t, "network", "disconnect", n2, victim)
+	c.ok(t, "start", victim)
+	if out := c.ok(t, "exec", victim, "cat", "/etc/hosts"); !strings.Contains(out, victim) && !strings.Contains(out, id[:12]) {
+		t.Errorf("/etc/hosts after the start: %q", out)
+	}
+}
