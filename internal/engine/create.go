@@ -149,17 +149,29 @@ func (e *Engine) Create(ctx context.Context, opts CreateOptions) (*Container, []
 	if err := e.unpackImage(img); err != nil {
 		return fail(err)
 	}
-	if _, err := e.snaps.Prepare(id, img.ChainIDs()); err != nil {
-		return fail(fmt.Errorf("prepare rootfs: %w", err))
-	}
-	// The rootfs stays mounted for the start that usually follows (docker run): one mount, not two.
 	mounts, err := e.prepareMounts(c, &img.Config.Config)
 	if err != nil {
 		return fail(err)
 	}
 	c.Mounts = mounts
-	if err := e.saveContainer(c); err != nil {
-		return fail(err)
+	// The rootfs is mounted now and stays so for the start that usually follows (docker run): one
+	// mount, not two. It is mounted while the record is written (an fsync): both are needed before
+	// the answer, neither needs the other. (A record whose rootfs is not there yet is fine: start
+	// prepares it again.)
+	prepared := make(chan error, 1)
+	go func() {
+		_, err := e.snaps.Prepare(id, img.ChainIDs())
+		prepared <- err
+	}()
+	serr := e.saveContainer(c)
+	if perr := <-prepared; perr != nil {
+		if serr == nil {
+			e.deleteContainerRecord(id)
+		}
+		return fail(fmt.Errorf("prepare rootfs: %w", perr))
+	}
+	if serr != nil {
+		return fail(serr)
 	}
 	e.mu.Lock()
 	e.containers[id] = c
