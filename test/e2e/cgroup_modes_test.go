@@ -77,3 +77,52 @@ func TestCgroupV2Unified(t *testing.T) {
 	c.ok(t, "rm", "-f", "v2")
 	waitFor(t, func() bool { _, err := os.Stat(cg); return os.IsNotExist(err) })
 }
+
+// TestCgroupV1Only runs the daemon where /sys/fs/cgroup has the v1 controller hierarchies alone, as on a
+// v1-only host: its own mount namespace without this hybrid host's cgroup2 mount. The container's cgroups
+// are made in the v1 hierarchies only (none in cgroup2), its limits are there, its /sys/fs/cgroup shows
+// the v1 controllers, and the cgroups go with it.
+func TestCgroupV1Only(t *testing.T) {
+	needWharf(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not installed")
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if !strings.Contains(string(mi), " /sys/fs/cgroup/unified ") || !strings.Contains(string(mi), " /sys/fs/cgroup/memory ") {
+		t.Skip("not a hybrid host: no v1-only view to make here")
+	}
+	root := t.TempDir()
+	d := &daemon{bin: shared.bin, dataRoot: filepath.Join(root, "data"), execRoot: filepath.Join(root, "exec"),
+		sock: filepath.Join(root, "wharf.sock"), bridge: bridgeName("v1"), logPath: filepath.Join(root, "daemon.log"),
+		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
+			`umount /sys/fs/cgroup/unified && exec "$0" "$@"`}}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer d.stop(true)
+	if err := loadBaseImages(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	c := cli{name: "wharf", path: d.bin, host: d.host()}
+
+	out := c.ok(t, "run", "--rm", "-m", "64m", "--pids-limit", "5", "busybox", "sh", "-c",
+		"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep -c cgroup2 /proc/mounts || true")
+	if f := strings.Fields(out); len(f) != 3 || f[0] != "67108864" || f[1] != "5" || f[2] != "0" {
+		t.Errorf("limits and mounts in the container (memory limit, pids.max, cgroup2 mounts): %q", out)
+	}
+	c.ok(t, "run", "-d", "--name", "v1", "busybox", "sleep", "60")
+	id := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.Id}}", "v1"))
+	pid := strings.TrimSpace(c.ok(t, "inspect", "-f", "{{.State.Pid}}", "v1"))
+	mem := filepath.Join("/sys/fs/cgroup/memory/wharf", id)
+	if b, err := os.ReadFile(filepath.Join(mem, "cgroup.procs")); err != nil || !strings.Contains(string(b), pid) {
+		t.Errorf("container's memory cgroup %s: %q %v, want pid %s", mem, b, err, pid)
+	}
+	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified/wharf", id)); !os.IsNotExist(err) {
+		t.Errorf("a cgroup2 directory was made on a v1-only view (%v)", err)
+	}
+	if st := c.ok(t, "stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", "v1"); strings.TrimSpace(st) != "v1 1" {
+		t.Errorf("stats: %q", st)
+	}
+	c.ok(t, "rm", "-f", "v1")
+	waitFor(t, func() bool { _, err := os.Stat(mem); return os.IsNotExist(err) })
+}
