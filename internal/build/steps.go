@@ -893,19 +893,27 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, extra []co
 		}
 		return o, nil
 	}
+	// copyTar streams the instruction's files, from the sources under root, as a tar for rootfs.
+	copyTar := func(root, rootfs string) (*io.PipeReader, error) {
+		res, err := resolve(root)
+		if err != nil {
+			return nil, err
+		}
+		o, err := options(rootfs)
+		if err != nil {
+			return nil, err
+		}
+		isDir := rootIsDir(rootfs)
+		r, w := io.Pipe()
+		go func() { w.CloseWithError(writeCopyTar(w, res, destAbs, dirSyntax, isDir, o)) }()
+		return r, nil
+	}
 	apply := func(rootfs string) error {
 		return withSrc(func(root string) error {
-			res, err := resolve(root)
+			pr, err := copyTar(root, rootfs)
 			if err != nil {
 				return err
 			}
-			o, err := options(rootfs)
-			if err != nil {
-				return err
-			}
-			isDir := rootIsDir(rootfs)
-			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(writeCopyTar(pw, res, destAbs, dirSyntax, isDir, o)) }()
 			err = snapshot.ExtractTar(pr, rootfs, snapshot.ExtractOptions{Root: rootfs})
 			pr.CloseWithError(io.ErrClosedPipe)
 			return err
@@ -915,17 +923,10 @@ func (bs *buildState) copyStep(st *stage, name string, srcs []string, extra []co
 	direct := func(rootfs string) (*image.Image, error) {
 		var img *image.Image
 		err := withSrc(func(root string) error {
-			res, err := resolve(root)
+			cr, err := copyTar(root, rootfs)
 			if err != nil {
 				return err
 			}
-			o, err := options(rootfs)
-			if err != nil {
-				return err
-			}
-			isDir := rootIsDir(rootfs)
-			cr, cw := io.Pipe()
-			go func() { cw.CloseWithError(writeCopyTar(cw, res, destAbs, dirSyntax, isDir, o)) }()
 			lr, lw := io.Pipe()
 			go func() {
 				err := writeLayer(cr, lw, rootfs)

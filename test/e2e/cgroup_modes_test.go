@@ -25,20 +25,7 @@ func TestCgroupV2Unified(t *testing.T) {
 	} else if _, err := os.Stat(filepath.Join(v2root, "cgroup.procs")); err != nil {
 		t.Skip("no cgroup2 hierarchy mounted on this host")
 	}
-	root := t.TempDir()
-	d := &daemon{bin: shared.bin, dataRoot: filepath.Join(root, "data"), execRoot: filepath.Join(root, "exec"),
-		sock: filepath.Join(root, "wharf.sock"), bridge: bridgeName("v2"), logPath: filepath.Join(root, "daemon.log"),
-		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-			`mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$0" "$@"`}}
-	if err := d.start(); err != nil {
-		t.Fatal(err)
-	}
-	// The daemon's mount namespace (and the netns files in it) goes when the daemon and its shims are gone.
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	_, c := daemonInOwnMountNS(t, "v2", "mount -t cgroup2 cgroup2 /sys/fs/cgroup")
 
 	out := c.ok(t, "run", "--rm", "busybox", "sh", "-c", "grep ' /sys/fs/cgroup ' /proc/mounts; grep '^0::' /proc/self/cgroup")
 	if !strings.Contains(out, " /sys/fs/cgroup cgroup2 ro,") {
@@ -91,19 +78,7 @@ func TestCgroupV1Only(t *testing.T) {
 	if !strings.Contains(string(mi), " /sys/fs/cgroup/unified ") || !strings.Contains(string(mi), " /sys/fs/cgroup/memory ") {
 		t.Skip("not a hybrid host: no v1-only view to make here")
 	}
-	root := t.TempDir()
-	d := &daemon{bin: shared.bin, dataRoot: filepath.Join(root, "data"), execRoot: filepath.Join(root, "exec"),
-		sock: filepath.Join(root, "wharf.sock"), bridge: bridgeName("v1"), logPath: filepath.Join(root, "daemon.log"),
-		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
-			`umount /sys/fs/cgroup/unified && exec "$0" "$@"`}}
-	if err := d.start(); err != nil {
-		t.Fatal(err)
-	}
-	defer d.stop(true)
-	if err := loadBaseImages(d, "busybox"); err != nil {
-		t.Fatal(err)
-	}
-	c := cli{name: "wharf", path: d.bin, host: d.host()}
+	_, c := daemonInOwnMountNS(t, "v1", "umount /sys/fs/cgroup/unified")
 
 	out := c.ok(t, "run", "--rm", "-m", "64m", "--pids-limit", "5", "busybox", "sh", "-c",
 		"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep -c cgroup2 /proc/mounts || true")
@@ -125,4 +100,23 @@ func TestCgroupV1Only(t *testing.T) {
 	}
 	c.ok(t, "rm", "-f", "v1")
 	waitFor(t, func() bool { _, err := os.Stat(mem); return os.IsNotExist(err) })
+}
+
+// daemonInOwnMountNS starts a daemon, with busybox loaded, in a mount namespace of its own where setup (a
+// shell command) has run first. The namespace, and the netns files in it, go when the daemon and its shims
+// are gone: at the end of the test, which removes everything else it made.
+func daemonInOwnMountNS(t *testing.T, bridgeSuffix, setup string) (*daemon, cli) {
+	t.Helper()
+	root := t.TempDir()
+	d := &daemon{bin: shared.bin, dataRoot: filepath.Join(root, "data"), execRoot: filepath.Join(root, "exec"),
+		sock: filepath.Join(root, "wharf.sock"), bridge: bridgeName(bridgeSuffix), logPath: filepath.Join(root, "daemon.log"),
+		wrap: []string{"unshare", "-m", "--propagation", "private", "sh", "-c", setup + ` && exec "$0" "$@"`}}
+	if err := d.start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.stop(true) })
+	if err := loadBaseImages(d, "busybox"); err != nil {
+		t.Fatal(err)
+	}
+	return d, cli{name: "wharf", path: d.bin, host: d.host()}
 }

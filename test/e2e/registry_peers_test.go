@@ -7,9 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // startDistribution28 runs Debian's docker-registry (CNCF distribution 2.8) on 127.0.0.1:<free port> with
@@ -33,40 +31,7 @@ func startDistribution28(t *testing.T) string {
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logf, _ := os.Create(filepath.Join(root, "registry.log"))
-	cmd := exec.Command(bin, "serve", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	})
-	for i := 0; i < 500; i++ {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return addr
-		}
-		select {
-		case <-done:
-			i = 500
-		default:
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	b, _ := os.ReadFile(filepath.Join(root, "registry.log"))
-	t.Fatalf("docker-registry did not come up:\n%s", b)
-	return ""
+	return runRegistryProcess(t, exec.Command(bin, "serve", cfg), root, addr, "docker-registry")
 }
 
 // peerImages are the local images pushed to the peer registries: busybox, and nginx unless

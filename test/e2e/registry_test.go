@@ -34,8 +34,15 @@ func startRegistryOn(t *testing.T, d *daemon, ip string, args ...string) string 
 	addr := l.Addr().String()
 	l.Close()
 	root := t.TempDir()
-	logf, _ := os.Create(filepath.Join(root, "registry.log"))
 	cmd := exec.Command(d.bin, append([]string{"registry", "--addr", addr, "--root", filepath.Join(root, "data")}, args...)...)
+	return runRegistryProcess(t, cmd, root, addr, "registry")
+}
+
+// runRegistryProcess starts cmd, a registry listening on addr, with its output in root/registry.log; it
+// waits until addr answers and stops the registry when the test ends.
+func runRegistryProcess(t *testing.T, cmd *exec.Cmd, root, addr, name string) string {
+	t.Helper()
+	logf, _ := os.Create(filepath.Join(root, "registry.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -53,15 +60,20 @@ func startRegistryOn(t *testing.T, d *daemon, ip string, args ...string) string 
 		}
 		logf.Close()
 	})
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 500; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return addr
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-done:
+			i = 500 // it exited: no use waiting
+		default:
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	b, _ := os.ReadFile(filepath.Join(root, "registry.log"))
-	t.Fatalf("registry did not come up:\n%s", b)
+	t.Fatalf("%s did not come up:\n%s", name, b)
 	return ""
 }
 
