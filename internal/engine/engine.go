@@ -194,8 +194,10 @@ func (e *Engine) restore() error {
 		e.names[c.Name] = c.ID
 		if !c.Running() && c.State.Status != StateRestarting {
 			close(c.exited)
-			// a crash during its background teardown may have left its task and mount
+			// a crash during its background teardown may have left its task and mount (or, during a
+			// start, a process the record never called running: it is ended, as the record says)
 			if t, err := e.rt.Load(c.ID); err == nil {
+				t.Kill(9)
 				t.Delete()
 			}
 			e.snaps.Unmount(c.ID)
