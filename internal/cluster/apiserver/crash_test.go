@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -150,7 +151,15 @@ func kill9UnderWriteLoad(t *testing.T, etcd string) {
 		events[c.Name] = append(events[c.Name], informerEvent{typ, c.ResourceVersion})
 		mu.Unlock()
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithNamespace("default"))
+	// The informer watches over HTTP/1.1, on a connection of its own. Over HTTP/2, a stream cut by
+	// the SIGKILL surfaces as "http2: client connection force closed", which client-go's watch
+	// decoder reports as an error, and an informer relists after any watch error (its reflector's
+	// MaxInternalErrorRetryDuration is 0): the resume this test is about would not be tried at all.
+	// Over HTTP/1.1 the cut stream reads as an EOF or a reset, which client-go takes for the end of
+	// the watch and resumes from the last resourceVersion — as it does against kube-apiserver.
+	icfg := rest.CopyConfig(cfg)
+	icfg.TLSClientConfig.NextProtos = []string{"http/1.1"}
+	factory := informers.NewSharedInformerFactoryWithOptions(kubernetes.NewForConfigOrDie(icfg), 0, informers.WithNamespace("default"))
 	inf := factory.Core().V1().ConfigMaps().Informer()
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(o interface{}) { record("ADDED", o) },
